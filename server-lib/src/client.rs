@@ -1,0 +1,60 @@
+//! The handle through which the hub reaches one connected client.
+
+use std::sync::Arc;
+
+use crate::close::Close;
+use crate::config::SlowPolicy;
+use crate::frame::Frame;
+use crate::outbox::{Outbox, Pushed};
+
+/// A cheap, clonable reference to a connected client: its id and its outbound queue.
+#[derive(Clone)]
+pub struct ClientHandle(Arc<Shared>);
+
+struct Shared {
+    id: Arc<str>,
+    outbox: Outbox,
+}
+
+impl ClientHandle {
+    pub(crate) fn new(id: Arc<str>, queue: usize, policy: SlowPolicy) -> Self {
+        Self(Arc::new(Shared {
+            id,
+            outbox: Outbox::new(queue, policy),
+        }))
+    }
+
+    /// The client's id.
+    pub fn id(&self) -> &str {
+        &self.0.id
+    }
+
+    pub(crate) fn id_arc(&self) -> &Arc<str> {
+        &self.0.id
+    }
+
+    /// Queues a frame for this client without waiting.
+    pub fn send(&self, frame: Frame) -> Pushed {
+        self.0.outbox.push(frame)
+    }
+
+    /// Asks the client's connection to close with `close` (frames still queued are discarded).
+    pub fn close(&self, close: Close) {
+        self.0.outbox.close(close)
+    }
+
+    /// Frames dropped for this client because its queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.0.outbox.dropped()
+    }
+
+    pub(crate) fn outbox(&self) -> &Outbox {
+        &self.0.outbox
+    }
+}
+
+impl std::fmt::Debug for ClientHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ClientHandle").field(&self.id()).finish()
+    }
+}

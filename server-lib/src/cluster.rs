@@ -1,0 +1,33 @@
+//! The seam where a distributed backend plugs in.
+//!
+//! A single node needs no cluster: the [`Hub`](crate::Hub) answers from its local
+//! [`Registry`](crate::Registry). When a [`Cluster`] is installed, the hub still applies every
+//! presence change locally, and also:
+//! - hands every delivery to [`Cluster::publish`], which must reach the matching clients on
+//!   *every* node, this one included (the backend calls [`Hub::deliver_local`](crate::Hub::deliver_local)
+//!   on each node that has recipients);
+//! - mirrors every presence change with [`Cluster::record`];
+//! - asks [`Cluster::query`] instead of the local registry, so answers cover all nodes;
+//! - reserves client ids with [`Cluster::claim_id`], so they are unique across the cluster;
+//! - sends a change aimed at a client on another node through [`Cluster::forward`].
+
+use futures_util::future::BoxFuture;
+
+use crate::presence::{Answer, Delivery, PresenceEvent, Query, Route};
+use crate::Result;
+
+/// A distributed backend: many nodes acting as one pool.
+pub trait Cluster: Send + Sync + 'static {
+    /// Delivers along `route` on every node that has recipients; returns how many recipients
+    /// were reached on this node (remote counts may be unknown).
+    fn publish(&self, route: Route, delivery: Delivery) -> BoxFuture<'_, Result<usize>>;
+    /// Records a presence change of a client of this node.
+    fn record(&self, event: PresenceEvent) -> BoxFuture<'_, Result<()>>;
+    /// Applies a presence change to a client connected to another node; `false` when no node
+    /// has that client.
+    fn forward(&self, event: PresenceEvent) -> BoxFuture<'_, Result<bool>>;
+    /// Answers a presence query for the whole cluster.
+    fn query(&self, query: Query) -> BoxFuture<'_, Result<Answer>>;
+    /// Reserves a client id cluster-wide; `false` when another node holds it.
+    fn claim_id(&self, client_id: &str) -> BoxFuture<'_, Result<bool>>;
+}

@@ -1,0 +1,348 @@
+//! The built-in commands (docs/PROTOCOL.md), and the routing of protobuf application frames.
+//! Each runs after the middleware, when the application has no handler of the same name.
+
+use serde_json::{json, Value};
+use wsp_proto::SendMsg;
+
+use crate::app::Context;
+use crate::close::{code, Close};
+use crate::frame::Frame;
+use crate::presence::{Info, Route};
+use crate::protocol::{now_ms, status, Format, JsonReply, Payload, Reply, RESERVED};
+
+type Outcome = Result<Reply, Reply>;
+
+/// Runs the built-in command `ctx.cmd()`, routes a protobuf application frame, or answers
+/// "unknown command".
+pub(crate) async fn builtin(ctx: Context, has_message_hooks: bool) -> Reply {
+    run(ctx, has_message_hooks).await.unwrap_or_else(|e| e)
+}
+
+async fn run(ctx: Context, has_message_hooks: bool) -> Outcome {
+    let hub = ctx.hub().clone();
+    let me = ctx.client_id().to_string();
+    let data = ctx.data().clone();
+    let target = || opt_str(&data, "client_id").unwrap_or(&me).to_string();
+    let cluster = |e: crate::Error| Reply::error(status::INTERNAL, e.to_string());
+    let offline =
+        |id: &str| Reply::error(status::NOT_FOUND, format!("client {id:?} is not online"));
+    let done = |ok: bool, id: &str, value: Value| {
+        if ok {
+            Ok(Reply::ok(value))
+        } else {
+            Err(offline(id))
+        }
+    };
+    match ctx.cmd() {
+        "join" | "leave" => {
+            let ch = str_arg(&data, "channel")?;
+            let id = target();
+            let ok = if ctx.cmd() == "join" {
+                hub.join(&id, ch).await.map_err(cluster)?
+            } else {
+                hub.leave(&id, ch).await.map_err(cluster)?
+            };
+            if !ok && ctx.cmd() == "leave" {
+                return Err(Reply::error(
+                    status::NOT_FOUND,
+                    format!("client {id:?} is not in channel {ch:?}"),
+                ));
+            }
+            done(ok, &id, json!({ "client_id": id, "channel": ch }))
+        }
+        "bind_uid" => {
+            let uid = str_arg(&data, "uid")?;
+            let id = target();
+            let ok = hub.bind_uid(&id, uid).await.map_err(cluster)?;
+            done(ok, &id, json!({ "client_id": id, "uid": uid }))
+        }
+        "unbind_uid" => {
+            let uid = str_arg(&data, "uid")?;
+            let id = target();
+            if hub.unbind_uid(&id, uid).await.map_err(cluster)? {
+                Ok(Reply::ok(json!({ "client_id": id, "uid": uid })))
+            } else {
+                Err(Reply::error(
+                    status::NOT_FOUND,
+                    format!("client {id:?} is not bound to uid {uid:?}"),
+                ))
+            }
+        }
+        "send_to_client" => {
+            let id = str_arg(&data, "client_id")?.to_string();
+            let frame = outgoing(&ctx, Route::Client(id.clone()));
+            let ok = hub.send_to_client(&id, frame).await.map_err(cluster)?;
+            done(ok, &id, json!({ "delivered": ok as usize }))
+        }
+        "send_to_uid" => {
+            let uid = str_arg(&data, "uid")?.to_string();
+            let frame = outgoing(&ctx, Route::Uid(uid.clone()));
+            let n = hub.send_to_uid(&uid, frame).await.map_err(cluster)?;
+            Ok(Reply::ok(json!({ "delivered": n })))
+        }
+        "send_to_channel" => {
+            let channels = channels_arg(&data)?;
+            let frame = outgoing(&ctx, Route::Channels(channels.clone()));
+            let n = hub
+                .send_to_channels(&channels, frame)
+                .await
+                .map_err(cluster)?;
+            Ok(Reply::ok(json!({ "delivered": n })))
+        }
+        "send_to_all" => {
+            let frame = outgoing(&ctx, Route::All);
+            let n = hub.send_to_all(frame).await.map_err(cluster)?;
+            Ok(Reply::ok(json!({ "delivered": n })))
+        }
+        "set_info" | "update_info" => {
+            let info: Info = match data.get("info") {
+                Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
+                    Reply::error(
+                        status::BAD_REQUEST,
+                        format!("`info` must be an object of strings: {e}"),
+                    )
+                })?,
+                None => return Err(missing("info", "an object of strings")),
+            };
+            let id = target();
+            let ok = if ctx.cmd() == "set_info" {
+                hub.set_info(&id, info).await
+            } else {
+                hub.update_info(&id, info).await
+            }
+            .map_err(cluster)?;
+            done(ok, &id, json!({ "client_id": id }))
+        }
+        "get_info" => {
+            let id = target();
+            match hub.get_info(&id).await.map_err(cluster)? {
+                Some(info) => Ok(Reply::ok(json!({ "client_id": id, "info": info }))),
+                None => Err(offline(&id)),
+            }
+        }
+        "is_online" => {
+            let id = str_arg(&data, "client_id")?;
+            let b = hub.is_online(id).await.map_err(cluster)?;
+            Ok(Reply::ok(json!({ "online": b })))
+        }
+        "is_uid_online" => {
+            let uid = str_arg(&data, "uid")?;
+            let b = hub.is_uid_online(uid).await.map_err(cluster)?;
+            Ok(Reply::ok(json!({ "online": b })))
+        }
+        "uid_by_client_id" => {
+            let id = target();
+            let uid = hub.uid_by_client_id(&id).await.map_err(cluster)?;
+            Ok(Reply::ok(json!({ "uid": uid })))
+        }
+        "client_ids_by_uid" => {
+            let ids = hub
+                .client_ids_by_uid(str_arg(&data, "uid")?)
+                .await
+                .map_err(cluster)?;
+            Ok(Reply::ok(json!({ "client_ids": ids })))
+        }
+        "client_ids_by_channel" => {
+            let ids = hub
+                .client_ids_by_channel(str_arg(&data, "channel")?)
+                .await
+                .map_err(cluster)?;
+            Ok(Reply::ok(json!({ "client_ids": ids })))
+        }
+        "uids_by_channel" => {
+            let uids = hub
+                .uids_by_channel(str_arg(&data, "channel")?)
+                .await
+                .map_err(cluster)?;
+            Ok(Reply::ok(json!({ "uids": uids })))
+        }
+        "client_count" => {
+            let n = hub.client_count().await.map_err(cluster)?;
+            Ok(Reply::ok(json!({ "count": n })))
+        }
+        "channel_client_count" => {
+            let n = hub
+                .channel_client_count(str_arg(&data, "channel")?)
+                .await
+                .map_err(cluster)?;
+            Ok(Reply::ok(json!({ "count": n })))
+        }
+        "channel_uid_count" => {
+            let n = hub
+                .channel_uid_count(str_arg(&data, "channel")?)
+                .await
+                .map_err(cluster)?;
+            Ok(Reply::ok(json!({ "count": n })))
+        }
+        "all_uids" => {
+            let uids = hub.all_uids().await.map_err(cluster)?;
+            Ok(Reply::ok(json!({ "uids": uids })))
+        }
+        "all_channels" => {
+            let chs = hub.all_channels().await.map_err(cluster)?;
+            Ok(Reply::ok(json!({ "channels": chs })))
+        }
+        "close_client" => {
+            let id = target();
+            let close_code = match data.get("code") {
+                None => code::NORMAL,
+                Some(v) => v
+                    .as_u64()
+                    .and_then(|c| u16::try_from(c).ok())
+                    .filter(|c| *c == 1000 || (3000..=4999).contains(c))
+                    .ok_or_else(|| {
+                        Reply::error(status::BAD_REQUEST, "`code` must be 1000 or in 3000..=4999")
+                    })?,
+            };
+            let reason = opt_str(&data, "reason").unwrap_or("closed by request");
+            let ok = hub
+                .close_client(&id, Close::new(close_code, reason))
+                .await
+                .map_err(cluster)?;
+            done(ok, &id, json!({ "client_id": id }))
+        }
+        "ping" => Ok(Reply::ok(json!({ "pong": now_ms() }))),
+        _ => route_or_unknown(&ctx, has_message_hooks).await,
+    }
+}
+
+/// A protobuf application frame with `toClientId` or `channel` is routed; otherwise, with no
+/// handler and no message hook, the command is unknown.
+async fn route_or_unknown(ctx: &Context, has_message_hooks: bool) -> Outcome {
+    let msg = match ctx.sendmsg() {
+        Some(m) if !RESERVED.contains(&m.cmd) => m,
+        _ => {
+            return Err(Reply::error(
+                status::NOT_FOUND,
+                format!(
+                    "unknown cmd {:?}: see docs/PROTOCOL.md for the built-in commands",
+                    ctx.cmd()
+                ),
+            ))
+        }
+    };
+    let route = if !msg.to_client_id.is_empty() {
+        Route::Client(msg.to_client_id.clone())
+    } else if !msg.channel.is_empty() {
+        Route::Channels(msg.channel.clone())
+    } else if has_message_hooks {
+        return Ok(Reply::silent());
+    } else {
+        return Err(Reply::error(
+            status::NOT_FOUND,
+            format!(
+                "cmd {} has no handler and no toClientId or channel to route it by",
+                msg.cmd
+            ),
+        ));
+    };
+    let mut out = msg.clone();
+    out.from_client_id = ctx.client_id().into();
+    if out.timestamp == 0 {
+        out.timestamp = now_ms();
+    }
+    let n = ctx
+        .hub()
+        .deliver(
+            route.clone(),
+            crate::presence::Delivery::Frame(Frame::sendmsg(&out)),
+        )
+        .await
+        .map_err(|e| Reply::error(status::INTERNAL, e.to_string()))?;
+    if let Route::Client(id) = &route {
+        if n == 0 {
+            return Err(Reply::error(
+                status::NOT_FOUND,
+                format!("client {id:?} is not online"),
+            ));
+        }
+    }
+    if msg.local_id.is_empty() {
+        Ok(Reply::silent())
+    } else {
+        Ok(Reply::ok(json!({ "delivered": n })))
+    }
+}
+
+/// The frame recipients of a `send_*` command get, in the sender's format.
+fn outgoing(ctx: &Context, route: Route) -> Frame {
+    let from = ctx.client_id().to_string();
+    let (kind, to) = match &route {
+        Route::Client(id) => ("client", json!(id)),
+        Route::Uid(uid) => ("uid", json!(uid)),
+        Route::Channels(chs) => ("channel", json!(chs)),
+        Route::All => ("all", Value::Null),
+    };
+    match ctx.command().format {
+        Format::Json => {
+            let data = match ctx.command().payload() {
+                Payload::Json(v) => v,
+                Payload::Bytes(b) => Value::String(String::from_utf8_lossy(&b).into_owned()),
+            };
+            Frame::json(&JsonReply {
+                cmd: "message".into(),
+                seqno: Value::String(String::new()),
+                status: status::OK,
+                msg: String::new(),
+                data: json!({ "from": from, "route": kind, "to": to, "data": data }),
+            })
+        }
+        Format::Proto => {
+            let mut out = SendMsg {
+                from_client_id: from,
+                timestamp: now_ms(),
+                desc: kind.into(),
+                ..Default::default()
+            };
+            if let Some(req) = ctx.sendmsg() {
+                out.priority = req.priority;
+                out.server_id = req.server_id.clone();
+            }
+            match route {
+                Route::Client(id) => out.to_client_id = id,
+                Route::Channels(chs) => out.channel = chs,
+                _ => {}
+            }
+            match ctx.command().payload() {
+                Payload::Bytes(b) => out.cmd_data = b,
+                Payload::Json(Value::Null) => {}
+                Payload::Json(v) => out.msg = v.to_string(),
+            }
+            Frame::sendmsg(&out)
+        }
+    }
+}
+
+fn opt_str<'a>(data: &'a Value, key: &str) -> Option<&'a str> {
+    data.get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+fn missing(key: &str, what: &str) -> Reply {
+    Reply::error(
+        status::BAD_REQUEST,
+        format!("missing argument `{key}` ({what})"),
+    )
+}
+
+fn str_arg<'a>(data: &'a Value, key: &str) -> Result<&'a str, Reply> {
+    opt_str(data, key).ok_or_else(|| missing(key, "a non-empty string"))
+}
+
+fn channels_arg(data: &Value) -> Result<Vec<String>, Reply> {
+    let bad = || missing("channel", "a channel name or a non-empty array of them");
+    match data.get("channel") {
+        Some(Value::String(s)) if !s.is_empty() => Ok(vec![s.clone()]),
+        Some(Value::Array(items)) if !items.is_empty() => items
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .ok_or_else(bad)
+            })
+            .collect(),
+        _ => Err(bad()),
+    }
+}

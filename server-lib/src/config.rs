@@ -1,0 +1,161 @@
+//! Server configuration: every limit and timer of the pool, each with a documented default.
+
+use std::time::Duration;
+
+/// What happens when a client's outbound queue is full (the client reads slower than the pool
+/// sends to it). Either way, other clients are never slowed down and memory never grows past the
+/// queue's bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SlowPolicy {
+    /// Close the slow client with code 1008 ("outbound queue full"). The default: a client that
+    /// cannot keep up learns it at once instead of silently missing messages.
+    #[default]
+    Close,
+    /// Drop the new frame for that client only, and count it (see `/healthz` `dropped`).
+    Drop,
+}
+
+impl std::str::FromStr for SlowPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "close" => Ok(SlowPolicy::Close),
+            "drop" => Ok(SlowPolicy::Drop),
+            other => Err(format!(
+                "unknown slow-reader policy {other:?}: use `close` or `drop`"
+            )),
+        }
+    }
+}
+
+/// Configuration of a pool. Build it with `ServerConfig::default()` and the chainable setters.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// Largest message (after reassembly of fragments) a client may send. Bigger ones close the
+    /// connection with 1009. Default: 1 MiB.
+    pub max_message_size: usize,
+    /// Most connections at once; the next handshake is refused with HTTP 503. Default: 100,000.
+    pub max_connections: usize,
+    /// Frames queued for one client before the [`SlowPolicy`] applies. Default: 1,024.
+    pub outbound_queue: usize,
+    /// What to do when a client's outbound queue is full. Default: [`SlowPolicy::Close`].
+    pub slow_policy: SlowPolicy,
+    /// How often the server pings each client. Default: 10 s.
+    pub ping_interval: Duration,
+    /// A client silent (no frame of any kind, pongs included) for longer than this is closed with
+    /// 1008. Default: 30 s (wsrv's rule).
+    pub heartbeat_timeout: Duration,
+    /// Longest a write to one client may take before the client is dropped. Default: 10 s.
+    pub write_timeout: Duration,
+    /// How long to wait for a peer's close reply, and for all clients at shutdown. Default: 3 s.
+    pub close_timeout: Duration,
+    /// Origins allowed besides the server's own host. `*` allows any. Requests without an
+    /// `Origin` header (non-browser clients) are always allowed. Default: empty (same-origin
+    /// only, like gorilla/websocket and gows).
+    pub allowed_origins: Vec<String>,
+    /// A text frame sent to each client right after the welcome frame (the gin hub's handshake
+    /// message). Default: none.
+    pub welcome_message: Option<String>,
+    /// Echo mode: every data frame comes back unchanged; no welcome frame, no commands. For
+    /// conformance suites (Autobahn). Default: off.
+    pub echo: bool,
+    /// Read the wsPool `Sec-WebSocket-Protocol: <id>_<ch1>_<ch2>` form when the query has no
+    /// `id`. Default: on.
+    pub subprotocol_ids: bool,
+    /// This node's id, stamped in `server_id` of welcome frames and prefixed to generated
+    /// client ids. Default: random.
+    pub server_id: String,
+    /// Read buffer of each connection. Small on purpose: an idle connection costs little, and
+    /// a big message grows it for as long as it takes. Default: 2 KiB.
+    pub read_buffer_size: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            max_message_size: 1 << 20,
+            max_connections: 100_000,
+            outbound_queue: 1024,
+            slow_policy: SlowPolicy::Close,
+            ping_interval: Duration::from_secs(10),
+            heartbeat_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(3),
+            allowed_origins: Vec::new(),
+            welcome_message: None,
+            echo: false,
+            subprotocol_ids: true,
+            server_id: random_server_id(),
+            read_buffer_size: 2048,
+        }
+    }
+}
+
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty),* $(,)?) => {
+        $( $(#[$doc])* pub fn $name(mut self, $name: $ty) -> Self { self.$name = $name; self } )*
+    };
+}
+
+impl ServerConfig {
+    setters! {
+        /// Sets [`Self::max_message_size`].
+        max_message_size: usize,
+        /// Sets [`Self::max_connections`].
+        max_connections: usize,
+        /// Sets [`Self::outbound_queue`].
+        outbound_queue: usize,
+        /// Sets [`Self::slow_policy`].
+        slow_policy: SlowPolicy,
+        /// Sets [`Self::ping_interval`].
+        ping_interval: Duration,
+        /// Sets [`Self::heartbeat_timeout`].
+        heartbeat_timeout: Duration,
+        /// Sets [`Self::write_timeout`].
+        write_timeout: Duration,
+        /// Sets [`Self::close_timeout`].
+        close_timeout: Duration,
+        /// Sets [`Self::allowed_origins`].
+        allowed_origins: Vec<String>,
+        /// Sets [`Self::welcome_message`].
+        welcome_message: Option<String>,
+        /// Sets [`Self::echo`].
+        echo: bool,
+        /// Sets [`Self::subprotocol_ids`].
+        subprotocol_ids: bool,
+        /// Sets [`Self::server_id`].
+        server_id: String,
+        /// Sets [`Self::read_buffer_size`].
+        read_buffer_size: usize,
+    }
+
+    /// Checks that every value is in range; the error names the field and what to do.
+    pub fn validate(&self) -> crate::Result<()> {
+        let bad = |m: &str| Err(crate::Error::Config(m.to_string()));
+        if self.outbound_queue == 0 {
+            return bad("outbound_queue must be at least 1");
+        }
+        if self.max_connections == 0 {
+            return bad("max_connections must be at least 1");
+        }
+        if self.max_message_size < 16 {
+            return bad("max_message_size must be at least 16 bytes");
+        }
+        if self.ping_interval.is_zero() || self.heartbeat_timeout.is_zero() {
+            return bad("ping_interval and heartbeat_timeout must be above zero");
+        }
+        if self.heartbeat_timeout <= self.ping_interval {
+            return bad("heartbeat_timeout must be longer than ping_interval, or every client is closed between two pings");
+        }
+        if self.server_id.is_empty() || self.server_id.contains(char::is_whitespace) {
+            return bad("server_id must be non-empty and without spaces");
+        }
+        Ok(())
+    }
+}
+
+fn random_server_id() -> String {
+    format!("{:08x}", rand::random::<u32>())
+}

@@ -1,0 +1,372 @@
+//! The hub: the pool's public API (GatewayWorker / bin-x `Api`, wsPool's sends, the gin hub's
+//! online count), over the local registry or a cluster.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::client::ClientHandle;
+use crate::close::Close;
+use crate::cluster::Cluster;
+use crate::config::ServerConfig;
+use crate::frame::Frame;
+use crate::presence::{Answer, Delivery, Info, PresenceEvent, Query, Route};
+use crate::registry::{Delivered, Registry};
+use crate::{Error, Result};
+
+/// The pool: every connected client, and every way to reach or ask about them.
+///
+/// Cheap to clone; all clones are the same pool. Every method is `async` because, in cluster
+/// mode, it may ask other nodes; on a single node each completes without waiting.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Registry,
+    cluster: Option<Arc<dyn Cluster>>,
+    config: Arc<ServerConfig>,
+    next_id: AtomicU64,
+}
+
+impl Hub {
+    /// A single-node hub.
+    pub fn new(config: ServerConfig) -> Self {
+        Self::build(config, None)
+    }
+
+    /// A hub that is one node of a cluster.
+    pub fn with_cluster(config: ServerConfig, cluster: Arc<dyn Cluster>) -> Self {
+        Self::build(config, Some(cluster))
+    }
+
+    fn build(config: ServerConfig, cluster: Option<Arc<dyn Cluster>>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                registry: Registry::default(),
+                cluster,
+                config: Arc::new(config),
+                next_id: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    /// The configuration this hub was built with.
+    pub fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+
+    /// The local registry (clients of this node only).
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    /// Clients connected to this node (the gin hub's `GetOnlineClients`).
+    pub fn online_count(&self) -> usize {
+        self.inner.registry.len()
+    }
+
+    /// Frames dropped so far for the clients of this node still connected (slow readers).
+    pub fn dropped_frames(&self) -> u64 {
+        self.inner
+            .registry
+            .handles()
+            .iter()
+            .map(|h| h.dropped())
+            .sum()
+    }
+
+    /// Registers a new connection, with the id it asked for or a fresh unique one.
+    pub async fn register(&self, requested: Option<String>) -> Result<ClientHandle> {
+        let cfg = &self.inner.config;
+        let id: Arc<str> = match requested {
+            Some(id) => id.into(),
+            None => {
+                let n = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+                format!("{}-{n:x}", cfg.server_id).into()
+            }
+        };
+        if let Some(cluster) = &self.inner.cluster {
+            if !cluster.claim_id(&id).await? {
+                return Err(Error::DuplicateId(id.to_string()));
+            }
+        }
+        let handle = ClientHandle::new(id.clone(), cfg.outbound_queue, cfg.slow_policy);
+        if !self.inner.registry.insert(handle.clone()) {
+            return Err(Error::DuplicateId(id.to_string()));
+        }
+        self.record(PresenceEvent::Connected {
+            client_id: id.to_string(),
+        })
+        .await;
+        Ok(handle)
+    }
+
+    /// Removes a connection from the pool (its uid binding, channels and info go with it).
+    pub async fn unregister(&self, client_id: &str) {
+        self.inner.registry.remove(client_id);
+        self.record(PresenceEvent::Disconnected {
+            client_id: client_id.to_string(),
+        })
+        .await;
+    }
+
+    async fn record(&self, event: PresenceEvent) {
+        if let Some(cluster) = &self.inner.cluster {
+            if let Err(e) = cluster.record(event).await {
+                tracing::warn!(error = %e, "cluster presence update failed");
+            }
+        }
+    }
+
+    /// Applies a change to a local client, or forwards it to the node that has the client.
+    async fn change(&self, local: bool, event: PresenceEvent) -> Result<bool> {
+        if local {
+            self.record(event).await;
+            return Ok(true);
+        }
+        match &self.inner.cluster {
+            Some(cluster) => cluster.forward(event).await,
+            None => Ok(false),
+        }
+    }
+
+    // ---- sending ----------------------------------------------------------------------------
+
+    /// Delivers along a route; returns the number of recipients reached (on this node, in
+    /// cluster mode).
+    pub async fn deliver(&self, route: Route, delivery: Delivery) -> Result<usize> {
+        match &self.inner.cluster {
+            Some(cluster) => cluster.publish(route, delivery).await,
+            None => Ok(self.deliver_local(&route, &delivery).queued),
+        }
+    }
+
+    /// Delivers to the matching clients of this node only (what a cluster backend calls when a
+    /// delivery arrives from another node).
+    pub fn deliver_local(&self, route: &Route, delivery: &Delivery) -> Delivered {
+        self.inner.registry.deliver(route, delivery)
+    }
+
+    /// Sends a frame to one client; `false` when it is not online.
+    pub async fn send_to_client(&self, client_id: &str, frame: Frame) -> Result<bool> {
+        let n = self
+            .deliver(Route::Client(client_id.into()), Delivery::Frame(frame))
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// Sends a frame to every client bound to `uid`.
+    pub async fn send_to_uid(&self, uid: &str, frame: Frame) -> Result<usize> {
+        self.deliver(Route::Uid(uid.into()), Delivery::Frame(frame))
+            .await
+    }
+
+    /// Sends a frame to every member of the channels, each member once (wsPool `Broadcast`,
+    /// GatewayWorker `sendToGroup`).
+    pub async fn send_to_channels(&self, channels: &[String], frame: Frame) -> Result<usize> {
+        self.deliver(Route::Channels(channels.to_vec()), Delivery::Frame(frame))
+            .await
+    }
+
+    /// Sends a frame to every client (wsPool `BroadcastAll`, GatewayWorker `sendToAll`).
+    pub async fn send_to_all(&self, frame: Frame) -> Result<usize> {
+        self.deliver(Route::All, Delivery::Frame(frame)).await
+    }
+
+    /// Closes a client with a close frame; `false` when it is not online.
+    pub async fn close_client(&self, client_id: &str, close: Close) -> Result<bool> {
+        let n = self
+            .deliver(Route::Client(client_id.into()), Delivery::Close(close))
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// Closes every client of this node (used at shutdown).
+    pub fn close_local(&self, close: Close) {
+        for h in self.inner.registry.handles() {
+            h.close(close.clone());
+        }
+    }
+
+    // ---- membership -------------------------------------------------------------------------
+
+    /// Adds a client to a channel; `false` when the client is not online.
+    pub async fn join(&self, client_id: &str, channel: &str) -> Result<bool> {
+        let local = self.inner.registry.join(client_id, channel);
+        let event = PresenceEvent::Joined {
+            client_id: client_id.into(),
+            channel: channel.into(),
+        };
+        self.change(local, event).await
+    }
+
+    /// Removes a client from a channel; `false` when it was not a member.
+    pub async fn leave(&self, client_id: &str, channel: &str) -> Result<bool> {
+        let local = self.inner.registry.leave(client_id, channel);
+        let event = PresenceEvent::Left {
+            client_id: client_id.into(),
+            channel: channel.into(),
+        };
+        self.change(local, event).await
+    }
+
+    /// Binds a client to a uid (a client has at most one uid; many clients may share one).
+    pub async fn bind_uid(&self, client_id: &str, uid: &str) -> Result<bool> {
+        let local = match self.inner.registry.bind_uid(client_id, uid) {
+            Ok(Some(previous)) if previous != uid => {
+                self.record(PresenceEvent::Unbound {
+                    client_id: client_id.into(),
+                    uid: previous,
+                })
+                .await;
+                true
+            }
+            Ok(_) => true,
+            Err(()) => false,
+        };
+        let event = PresenceEvent::Bound {
+            client_id: client_id.into(),
+            uid: uid.into(),
+        };
+        self.change(local, event).await
+    }
+
+    /// Removes a client's binding to `uid`; `false` when it was not bound to it.
+    pub async fn unbind_uid(&self, client_id: &str, uid: &str) -> Result<bool> {
+        let local = self.inner.registry.unbind_uid(client_id, uid);
+        let event = PresenceEvent::Unbound {
+            client_id: client_id.into(),
+            uid: uid.into(),
+        };
+        self.change(local, event).await
+    }
+
+    /// Replaces a client's info; `false` when it is not online.
+    pub async fn set_info(&self, client_id: &str, info: Info) -> Result<bool> {
+        self.put_info(client_id, info, false).await
+    }
+
+    /// Merges keys into a client's info; `false` when it is not online.
+    pub async fn update_info(&self, client_id: &str, info: Info) -> Result<bool> {
+        self.put_info(client_id, info, true).await
+    }
+
+    async fn put_info(&self, client_id: &str, info: Info, merge: bool) -> Result<bool> {
+        let (local, info) = match self.inner.registry.set_info(client_id, info.clone(), merge) {
+            Some(all) => (true, all),
+            // A remote node merges into its own copy; we forward the part we have.
+            None => (false, info),
+        };
+        let event = PresenceEvent::InfoChanged {
+            client_id: client_id.into(),
+            info,
+        };
+        self.change(local, event).await
+    }
+
+    // ---- presence -------------------------------------------------------------------------
+
+    /// Answers a presence query, for the whole cluster in cluster mode.
+    pub async fn query(&self, query: Query) -> Result<Answer> {
+        match &self.inner.cluster {
+            Some(cluster) => cluster.query(query).await,
+            None => Ok(self.inner.registry.answer(&query)),
+        }
+    }
+
+    async fn ask_bool(&self, q: Query) -> Result<bool> {
+        match self.query(q).await? {
+            Answer::Bool(b) => Ok(b),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn ask_count(&self, q: Query) -> Result<usize> {
+        match self.query(q).await? {
+            Answer::Count(n) => Ok(n),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn ask_ids(&self, q: Query) -> Result<Vec<String>> {
+        match self.query(q).await? {
+            Answer::Ids(v) => Ok(v),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Is this client connected?
+    pub async fn is_online(&self, client_id: &str) -> Result<bool> {
+        self.ask_bool(Query::IsOnline(client_id.into())).await
+    }
+
+    /// Is any client bound to this uid?
+    pub async fn is_uid_online(&self, uid: &str) -> Result<bool> {
+        self.ask_bool(Query::IsUidOnline(uid.into())).await
+    }
+
+    /// The uid a client is bound to.
+    pub async fn uid_by_client_id(&self, client_id: &str) -> Result<Option<String>> {
+        match self.query(Query::UidByClientId(client_id.into())).await? {
+            Answer::Uid(u) => Ok(u),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The clients bound to a uid, sorted.
+    pub async fn client_ids_by_uid(&self, uid: &str) -> Result<Vec<String>> {
+        self.ask_ids(Query::ClientIdsByUid(uid.into())).await
+    }
+
+    /// The clients in a channel, sorted.
+    pub async fn client_ids_by_channel(&self, channel: &str) -> Result<Vec<String>> {
+        self.ask_ids(Query::ClientIdsByChannel(channel.into()))
+            .await
+    }
+
+    /// The distinct uids of the clients in a channel, sorted.
+    pub async fn uids_by_channel(&self, channel: &str) -> Result<Vec<String>> {
+        self.ask_ids(Query::UidsByChannel(channel.into())).await
+    }
+
+    /// Connected clients (all nodes in cluster mode).
+    pub async fn client_count(&self) -> Result<usize> {
+        self.ask_count(Query::ClientCount).await
+    }
+
+    /// Clients in a channel.
+    pub async fn channel_client_count(&self, channel: &str) -> Result<usize> {
+        self.ask_count(Query::ChannelClientCount(channel.into()))
+            .await
+    }
+
+    /// Distinct uids in a channel.
+    pub async fn channel_uid_count(&self, channel: &str) -> Result<usize> {
+        self.ask_count(Query::ChannelUidCount(channel.into())).await
+    }
+
+    /// Every bound uid, sorted.
+    pub async fn all_uids(&self) -> Result<Vec<String>> {
+        self.ask_ids(Query::AllUids).await
+    }
+
+    /// Every channel with at least one member, sorted.
+    pub async fn all_channels(&self) -> Result<Vec<String>> {
+        self.ask_ids(Query::AllChannels).await
+    }
+
+    /// A client's info; `None` when it is not online.
+    pub async fn get_info(&self, client_id: &str) -> Result<Option<Info>> {
+        match self.query(Query::GetInfo(client_id.into())).await? {
+            Answer::Info(i) => Ok(i),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
+fn unexpected(answer: Answer) -> Error {
+    Error::Cluster(format!(
+        "backend answered a query with the wrong shape: {answer:?}"
+    ))
+}

@@ -1,0 +1,285 @@
+//! The wire protocol's vocabulary: built-in command names and numbers, statuses, the JSON
+//! request/reply shapes, and their protobuf (`SendMsg`) forms. `docs/PROTOCOL.md` is the
+//! contract this module implements.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use wsp_proto::SendMsg;
+
+use crate::frame::Frame;
+
+/// Reply statuses. 0 is success; the others borrow HTTP's meaning.
+pub mod status {
+    /// Success.
+    pub const OK: i32 = 0;
+    /// Malformed frame, or a missing or mistyped argument.
+    pub const BAD_REQUEST: i32 = 400;
+    /// Refused by a middleware.
+    pub const FORBIDDEN: i32 = 403;
+    /// Unknown command, or the client/uid named is not online.
+    pub const NOT_FOUND: i32 = 404;
+    /// The id is taken.
+    pub const CONFLICT: i32 = 409;
+    /// Internal error (a cluster backend failed...).
+    pub const INTERNAL: i32 = 500;
+}
+
+/// `cmd` of the welcome frame, the first frame a client receives (protobuf form).
+pub const CMD_WELCOME: i32 = 1000;
+/// `cmd` of an error reply to a frame that could not even be decoded (protobuf form).
+pub const CMD_ERROR: i32 = 1099;
+/// Protobuf `cmd` numbers 1000..=1099 are reserved for the protocol; applications use others.
+pub const RESERVED: std::ops::RangeInclusive<i32> = 1000..=1099;
+
+/// Built-in commands: name (JSON `cmd`) and number (protobuf `cmd`).
+pub const BUILTINS: &[(&str, i32)] = &[
+    ("join", 1001),
+    ("leave", 1002),
+    ("bind_uid", 1003),
+    ("unbind_uid", 1004),
+    ("send_to_client", 1005),
+    ("send_to_uid", 1006),
+    ("send_to_channel", 1007),
+    ("send_to_all", 1008),
+    ("set_info", 1009),
+    ("update_info", 1010),
+    ("get_info", 1011),
+    ("is_online", 1012),
+    ("is_uid_online", 1013),
+    ("uid_by_client_id", 1014),
+    ("client_ids_by_uid", 1015),
+    ("client_ids_by_channel", 1016),
+    ("uids_by_channel", 1017),
+    ("client_count", 1018),
+    ("channel_client_count", 1019),
+    ("channel_uid_count", 1020),
+    ("all_uids", 1021),
+    ("all_channels", 1022),
+    ("close_client", 1023),
+    ("ping", 1024),
+];
+
+/// The number of a built-in command name.
+pub fn builtin_number(name: &str) -> Option<i32> {
+    BUILTINS.iter().find(|(n, _)| *n == name).map(|(_, c)| *c)
+}
+
+/// The name of a built-in command number.
+pub fn builtin_name(number: i32) -> Option<&'static str> {
+    BUILTINS.iter().find(|(_, c)| *c == number).map(|(n, _)| *n)
+}
+
+/// A JSON request (wsrv's shape): `{"cmd", "seqno", "data"}`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct JsonRequest {
+    /// Command name.
+    pub cmd: String,
+    /// Request id, echoed verbatim in the reply (any JSON value; usually a string).
+    #[serde(default)]
+    pub seqno: Value,
+    /// Arguments.
+    #[serde(default)]
+    pub data: Value,
+}
+
+/// A JSON reply or push (wsrv's shape): `{"cmd", "seqno", "status", "msg", "data"}`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct JsonReply {
+    /// The request's command, or the push's kind.
+    pub cmd: String,
+    /// The request's seqno, verbatim (`""` for pushes).
+    pub seqno: Value,
+    /// 0 on success.
+    pub status: i32,
+    /// `"ok"`, or what went wrong and what to do.
+    pub msg: String,
+    /// The result.
+    pub data: Value,
+}
+
+/// How the client spoke, so the reply is in the same form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Text frames with JSON.
+    Json,
+    /// Binary frames with `SendMsg`.
+    Proto,
+}
+
+/// The outcome of a command, before it is encoded in the client's format.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    /// 0 on success.
+    pub status: i32,
+    /// `"ok"`, or what went wrong.
+    pub msg: String,
+    /// The result (JSON; in protobuf replies it travels as JSON text in `msg`).
+    pub data: Value,
+    /// No frame at all goes back (a routed message without `localId`).
+    pub silent: bool,
+}
+
+impl Reply {
+    /// A success with `data`.
+    pub fn ok(data: Value) -> Self {
+        Self {
+            status: status::OK,
+            msg: "ok".into(),
+            data,
+            silent: false,
+        }
+    }
+
+    /// Nothing is sent back.
+    pub fn silent() -> Self {
+        Self {
+            silent: true,
+            ..Self::ok(Value::Null)
+        }
+    }
+
+    /// A failure with a status and a message saying what went wrong and what to do.
+    pub fn error(status: i32, msg: impl Into<String>) -> Self {
+        Self {
+            status,
+            msg: msg.into(),
+            data: Value::Null,
+            silent: false,
+        }
+    }
+
+    /// Encodes this reply to request `cmd`/`seqno` in `format`.
+    pub fn encode(&self, format: Format, cmd: &Command, to_client: &str, server_id: &str) -> Frame {
+        match format {
+            Format::Json => Frame::json(&JsonReply {
+                cmd: cmd.name.clone(),
+                seqno: cmd.seqno.clone(),
+                status: self.status,
+                msg: self.msg.clone(),
+                data: self.data.clone(),
+            }),
+            Format::Proto => Frame::sendmsg(&SendMsg {
+                cmd: cmd.number,
+                timestamp: now_ms(),
+                to_client_id: to_client.into(),
+                status: self.status,
+                local_id: cmd.seqno.as_str().unwrap_or_default().into(),
+                server_id: server_id.into(),
+                msg: if self.data.is_null() {
+                    String::new()
+                } else {
+                    self.data.to_string()
+                },
+                desc: self.msg.clone(),
+                ..Default::default()
+            }),
+        }
+    }
+}
+
+/// A decoded request, in either format: what middleware and handlers see.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Command {
+    /// Command name: a built-in name, an application name, or for protobuf application frames
+    /// the decimal `cmd` number.
+    pub name: String,
+    /// Protobuf `cmd` number (built-ins have theirs; 0 for JSON application commands).
+    pub number: i32,
+    /// JSON `seqno`, or protobuf `localId` as a string.
+    pub seqno: Value,
+    /// Arguments: JSON `data`, or protobuf `msg` parsed as JSON (`null` when empty).
+    pub data: Value,
+    /// The whole `SendMsg`, for frames that came as protobuf.
+    pub sendmsg: Option<SendMsg>,
+    /// The format the request came in (and the reply goes out in).
+    pub format: Format,
+}
+
+impl Command {
+    /// From a JSON request.
+    pub fn from_json(req: JsonRequest) -> Self {
+        Self {
+            number: builtin_number(&req.cmd).unwrap_or(0),
+            name: req.cmd,
+            seqno: req.seqno,
+            data: req.data,
+            sendmsg: None,
+            format: Format::Json,
+        }
+    }
+
+    /// From a protobuf request. Errors when `msg` is neither empty nor JSON.
+    pub fn from_sendmsg(msg: SendMsg) -> Result<Self, String> {
+        let name = builtin_name(msg.cmd)
+            .map(str::to_string)
+            .unwrap_or_else(|| msg.cmd.to_string());
+        let data = if RESERVED.contains(&msg.cmd) && !msg.msg.is_empty() {
+            serde_json::from_str(&msg.msg)
+                .map_err(|e| format!("`msg` of a built-in command must be a JSON object: {e}"))?
+        } else {
+            Value::Null
+        };
+        Ok(Self {
+            number: msg.cmd,
+            name,
+            seqno: Value::String(msg.local_id.clone()),
+            data,
+            sendmsg: Some(msg),
+            format: Format::Proto,
+        })
+    }
+
+    /// The payload of a `send_*` command: protobuf `cmdData` when non-empty, else `data.data`.
+    pub fn payload(&self) -> Payload {
+        if let Some(m) = &self.sendmsg {
+            if !m.cmd_data.is_empty() {
+                return Payload::Bytes(m.cmd_data.clone());
+            }
+        }
+        Payload::Json(self.data.get("data").cloned().unwrap_or(Value::Null))
+    }
+}
+
+/// What a `send_*` command carries.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Payload {
+    /// Raw bytes (protobuf `cmdData`).
+    Bytes(Bytes),
+    /// A JSON value (JSON `data.data`).
+    Json(Value),
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_numbers_are_reserved_and_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for (name, n) in BUILTINS {
+            assert!(RESERVED.contains(n), "{name}");
+            assert!(seen.insert(*n), "{name} reuses {n}");
+            assert_eq!(builtin_name(*n), Some(*name));
+        }
+        assert_eq!(BUILTINS.len(), 24);
+    }
+
+    #[test]
+    fn protobuf_builtin_with_bad_json_is_an_error() {
+        let msg = SendMsg {
+            cmd: 1001,
+            msg: "{not json".into(),
+            ..Default::default()
+        };
+        assert!(Command::from_sendmsg(msg).is_err());
+    }
+}

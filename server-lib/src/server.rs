@@ -1,0 +1,332 @@
+//! The HTTP side: the `/ws` endpoint (handshake checks, connect parameters) and `/healthz`,
+//! and a server loop that shuts down gracefully (every client gets 1001).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::serve::ListenerExt;
+use axum::{Json, Router};
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::app::App;
+use crate::close::Close;
+use crate::conn::{self, Join};
+use crate::hub::Hub;
+use crate::protocol::Format;
+use crate::{Error, Result};
+
+/// A pool server: a [`Hub`], an [`App`], and the HTTP endpoints in front of them.
+#[derive(Clone)]
+pub struct Server {
+    hub: Hub,
+    app: Arc<App>,
+    connections: Arc<AtomicUsize>,
+}
+
+/// Decrements the connection count when a connection (or a failed handshake) ends.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Server {
+    /// A server for `hub` running `app`. Fails when the hub's configuration is invalid.
+    pub fn new(hub: Hub, app: App) -> Result<Self> {
+        hub.config().validate()?;
+        Ok(Self {
+            hub,
+            app: Arc::new(app),
+            connections: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    /// The pool.
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// The axum router: `GET /ws` (WebSocket) and `GET /healthz`. Mount it in a larger app, or
+    /// let [`Server::run`] serve it.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/ws", get(upgrade))
+            .route("/healthz", get(healthz))
+            .with_state(self.clone())
+    }
+
+    /// Serves on `listener` until `shutdown` completes; then refuses new connections, closes
+    /// every client with 1001, waits for them (at most `close_timeout`), and returns.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let router = self.router();
+        // Small frames must leave at once: latency matters more than packet count here.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let serve = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stop_rx.await;
+        });
+        let serving = tokio::spawn(async move { serve.await });
+        shutdown.await;
+        tracing::info!(
+            clients = self.hub.online_count(),
+            "shutting down: closing every client with 1001"
+        );
+        let _ = stop_tx.send(());
+        self.hub.close_local(Close::going_away());
+        let deadline = tokio::time::Instant::now() + self.hub.config().close_timeout;
+        while self.connections.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        // Upgraded sockets are ours, not hyper's: the HTTP side ends as soon as it stops accepting.
+        let _ = tokio::time::timeout(self.hub.config().close_timeout, serving).await;
+        Ok(())
+    }
+}
+
+async fn healthz(State(server): State<Server>) -> impl IntoResponse {
+    let hub = &server.hub;
+    Json(json!({
+        "status": "ok",
+        "server_id": hub.config().server_id,
+        "clients": hub.online_count(),
+        "connections": server.connections.load(Ordering::Relaxed),
+        "dropped_frames": hub.dropped_frames(),
+        "echo": hub.config().echo,
+    }))
+}
+
+fn refuse(status: StatusCode, msg: impl Into<String>) -> Response {
+    let msg = msg.into();
+    tracing::debug!(%status, %msg, "handshake refused");
+    (status, format!("{msg}\n")).into_response()
+}
+
+async fn upgrade(
+    State(server): State<Server>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    uri: Uri,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let cfg = server.hub.config();
+    if let Err(msg) = check_origin(&headers, &cfg.allowed_origins) {
+        return refuse(StatusCode::FORBIDDEN, msg);
+    }
+    let slot = Slot(server.connections.clone());
+    if server.connections.fetch_add(1, Ordering::AcqRel) >= cfg.max_connections {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "connection limit reached ({}); retry later or raise --max-connections",
+                cfg.max_connections
+            ),
+        );
+    }
+    let params =
+        match ConnectParams::parse(uri.query().unwrap_or(""), &headers, cfg.subprotocol_ids) {
+            Ok(p) => p,
+            Err(msg) => return refuse(StatusCode::BAD_REQUEST, msg),
+        };
+    let mut ws = ws
+        .read_buffer_size(cfg.read_buffer_size)
+        .write_buffer_size(0)
+        .max_message_size(cfg.max_message_size)
+        .max_frame_size(cfg.max_message_size);
+    if let Some(p) = &params.protocol {
+        // Browsers require one of their offered subprotocols back; wsPool echoes the whole value.
+        ws = ws.protocols([p.clone()]);
+    }
+    let client = match server.hub.register(params.id.clone()).await {
+        Ok(c) => c,
+        Err(Error::DuplicateId(id)) => {
+            return refuse(StatusCode::CONFLICT, format!("client id {id:?} is already connected; pick another id or omit `id` to get one assigned"))
+        }
+        Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    tracing::trace!(%peer, client_id = client.id(), "upgrading");
+    let hub = server.hub.clone();
+    let failed_hub = hub.clone();
+    let failed_id = client.id().to_string();
+    let app = server.app.clone();
+    ws.on_failed_upgrade(move |e| {
+        tracing::debug!(error = %e, "upgrade failed");
+        tokio::spawn(async move { failed_hub.unregister(&failed_id).await });
+    })
+    .on_upgrade(move |socket| async move {
+        let _slot = slot;
+        conn::run(socket, hub, app, client, params.join).await;
+    })
+}
+
+/// Same-origin requests, requests without `Origin` (non-browser clients) and allow-listed
+/// origins pass; any other cross-origin browser request is refused.
+fn check_origin(headers: &HeaderMap, allowed: &[String]) -> std::result::Result<(), String> {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin
+        .to_str()
+        .map_err(|_| "Origin header is not ASCII".to_string())?;
+    if allowed
+        .iter()
+        .any(|a| a == "*" || a.eq_ignore_ascii_case(origin))
+    {
+        return Ok(());
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let origin_host = origin
+        .split_once("://")
+        .map(|(_, rest)| rest)
+        .unwrap_or(origin);
+    if !host.is_empty() && origin_host.eq_ignore_ascii_case(host) {
+        return Ok(());
+    }
+    Err(format!(
+        "cross-origin request from {origin} refused; allow it with --allow-origin {origin}"
+    ))
+}
+
+/// The connect parameters of `/ws`.
+#[derive(Debug, Default, Clone, PartialEq)]
+struct ConnectParams {
+    id: Option<String>,
+    join: Join,
+    protocol: Option<String>,
+}
+
+impl PartialEq for Join {
+    fn eq(&self, other: &Self) -> bool {
+        self.uid == other.uid && self.channels == other.channels && self.format == other.format
+    }
+}
+
+const MAX_ID_LEN: usize = 128;
+
+impl ConnectParams {
+    fn parse(
+        query: &str,
+        headers: &HeaderMap,
+        subprotocol_ids: bool,
+    ) -> std::result::Result<Self, String> {
+        let mut p = ConnectParams::default();
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            match &*k {
+                "id" => p.id = Some(v.into_owned()),
+                "uid" => p.join.uid = Some(v.into_owned()),
+                "channel" => p.join.channels.push(v.into_owned()),
+                "format" => {
+                    p.join.format = Some(match &*v {
+                        "json" => Format::Json,
+                        "proto" | "protobuf" => Format::Proto,
+                        other => {
+                            return Err(format!("unknown format {other:?}: use `json` or `proto`"))
+                        }
+                    })
+                }
+                _ => {}
+            }
+        }
+        if let Some(value) = headers.get(header::SEC_WEBSOCKET_PROTOCOL) {
+            let value = value
+                .to_str()
+                .map_err(|_| "Sec-WebSocket-Protocol is not ASCII".to_string())?;
+            let first = value.split(',').next().unwrap_or("").trim().to_string();
+            if subprotocol_ids && p.id.is_none() && !first.is_empty() {
+                // wsPool form: `<id>_<ch1>_<ch2>`.
+                let mut parts = first.split('_');
+                p.id = parts.next().filter(|s| !s.is_empty()).map(str::to_string);
+                p.join
+                    .channels
+                    .extend(parts.filter(|s| !s.is_empty()).map(str::to_string));
+            }
+            if !first.is_empty() {
+                p.protocol = Some(first);
+            }
+        }
+        if let Some(id) = &p.id {
+            if id.is_empty() || id.len() > MAX_ID_LEN || id.chars().any(char::is_control) {
+                return Err(format!(
+                    "client id must be 1 to {MAX_ID_LEN} printable characters"
+                ));
+            }
+        }
+        if p.join.channels.iter().any(|c| c.is_empty()) {
+            return Err("channel names must not be empty".into());
+        }
+        Ok(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn wspool_subprotocol_gives_id_and_channels() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static("alice_news_sport"),
+        );
+        let p = ConnectParams::parse("uid=u1", &h, true).unwrap();
+        assert_eq!(p.id.as_deref(), Some("alice"));
+        assert_eq!(p.join.channels, vec!["news", "sport"]);
+        assert_eq!(p.join.uid.as_deref(), Some("u1"));
+        assert_eq!(p.protocol.as_deref(), Some("alice_news_sport"));
+    }
+
+    #[test]
+    fn query_id_wins_over_subprotocol_and_channels_repeat() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static("chat"),
+        );
+        let p = ConnectParams::parse("id=bob&channel=a&channel=b%20c", &h, true).unwrap();
+        assert_eq!(p.id.as_deref(), Some("bob"));
+        assert_eq!(p.join.channels, vec!["a", "b c"]);
+    }
+
+    #[test]
+    fn origin_rules() {
+        let mut h = HeaderMap::new();
+        assert!(check_origin(&h, &[]).is_ok());
+        h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://127.0.0.1:8080"),
+        );
+        assert!(check_origin(&h, &[]).is_ok());
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://evil.example"),
+        );
+        assert!(check_origin(&h, &[]).is_err());
+        assert!(check_origin(&h, &["https://evil.example".into()]).is_ok());
+    }
+}

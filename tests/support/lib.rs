@@ -1,0 +1,290 @@
+//! Helpers for the end-to-end tests: start a real `wsp serve` process on a free port, and
+//! connect real WebSocket clients to it.
+#![allow(clippy::missing_panics_doc)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use wsp_proto::{Message as _, SendMsg};
+
+/// How long any single expectation may wait.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Path of a binary built by this workspace (`cargo build` puts them next to `deps/`).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile>");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} not found: build it first with `cargo build --workspace`",
+        path.display()
+    );
+    path
+}
+
+/// A `wsp serve` child process, killed when dropped.
+pub struct Serve {
+    /// The child process.
+    pub child: Child,
+    /// `ws://127.0.0.1:PORT/ws`.
+    pub url: String,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+}
+
+impl Serve {
+    /// Starts `wsp serve --listen 127.0.0.1:0 ARGS...` and waits for its listening line.
+    pub fn start(args: &[&str]) -> Serve {
+        let mut child = Command::new(bin("wsp"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn wsp serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read listening line");
+        let url = line
+            .trim()
+            .rsplit(' ')
+            .next()
+            .filter(|u| u.starts_with("ws://"))
+            .unwrap_or_else(|| panic!("unexpected first line from wsp serve: {line:?}"))
+            .to_string();
+        let addr = url
+            .trim_start_matches("ws://")
+            .trim_end_matches("/ws")
+            .to_string();
+        Serve { child, url, addr }
+    }
+
+    /// The `/ws` URL with a query string.
+    pub fn ws(&self, query: &str) -> String {
+        if query.is_empty() {
+            self.url.clone()
+        } else {
+            format!("{}?{query}", self.url)
+        }
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// `GET /healthz` as JSON.
+    pub async fn healthz(&self) -> Value {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = TcpStream::connect(&self.addr).await.expect("connect");
+        let req = format!(
+            "GET /healthz HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.addr
+        );
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut buf = String::new();
+        s.read_to_string(&mut buf).await.unwrap();
+        let body = buf.split("\r\n\r\n").nth(1).expect("body");
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("healthz body {body:?}: {e}"))
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A WebSocket test client.
+pub struct Client {
+    /// The socket.
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// The id the server gave (from the welcome frame).
+    pub id: String,
+    seq: u64,
+    /// Frames received while waiting for something else.
+    pub pending: Vec<Message>,
+}
+
+/// Outcome of a handshake the server refused.
+pub fn refused_status(e: tokio_tungstenite::tungstenite::Error) -> u16 {
+    match e {
+        tokio_tungstenite::tungstenite::Error::Http(resp) => resp.status().as_u16(),
+        other => panic!("expected an HTTP refusal, got {other}"),
+    }
+}
+
+impl Client {
+    /// Connects with JSON replies (`format=json` is added) and reads the welcome frame.
+    pub async fn json(url: &str) -> Client {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let mut c = Self::raw(&format!("{url}{sep}format=json")).await;
+        let welcome = c.recv_json().await;
+        assert_eq!(welcome["cmd"], "welcome", "first frame: {welcome}");
+        c.id = welcome["data"]["client_id"].as_str().unwrap().to_string();
+        c
+    }
+
+    /// Connects in protobuf form and reads the welcome `SendMsg`.
+    pub async fn proto(url: &str) -> Client {
+        let mut c = Self::raw(url).await;
+        let welcome = c.recv_proto().await;
+        assert_eq!(welcome.cmd, 1000, "first frame: {welcome:?}");
+        c.id = welcome.to_client_id.clone();
+        c
+    }
+
+    /// Connects and reads nothing.
+    pub async fn raw(url: &str) -> Client {
+        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
+            .await
+            .expect("connect timed out")
+            .unwrap_or_else(|e| panic!("connect {url}: {e}"));
+        Client {
+            ws,
+            id: String::new(),
+            seq: 0,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Next data frame (pings and pongs skipped), or panics after [`WAIT`].
+    pub async fn next(&mut self) -> Message {
+        if !self.pending.is_empty() {
+            return self.pending.remove(0);
+        }
+        loop {
+            let m = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("timed out waiting for a frame")
+                .expect("connection ended")
+                .expect("read error");
+            if !matches!(m, Message::Ping(_) | Message::Pong(_)) {
+                return m;
+            }
+        }
+    }
+
+    /// Next frame as JSON (must be text).
+    pub async fn recv_json(&mut self) -> Value {
+        match self.next().await {
+            Message::Text(t) => serde_json::from_str(t.as_str()).expect("JSON text frame"),
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+
+    /// Next frame as SendMsg (must be binary).
+    pub async fn recv_proto(&mut self) -> SendMsg {
+        match self.next().await {
+            Message::Binary(b) => SendMsg::decode(b.as_ref()).expect("SendMsg frame"),
+            other => panic!("expected a binary frame, got {other:?}"),
+        }
+    }
+
+    /// Sends a JSON value as a text frame.
+    pub async fn send_json(&mut self, v: &Value) {
+        self.ws
+            .send(Message::text(v.to_string()))
+            .await
+            .expect("send");
+    }
+
+    /// Sends a SendMsg as a binary frame.
+    pub async fn send_proto(&mut self, m: &SendMsg) {
+        self.ws
+            .send(Message::binary(m.encode_to_vec()))
+            .await
+            .expect("send");
+    }
+
+    /// Sends `{"cmd", "seqno", "data"}` and returns the reply with that seqno; other frames are
+    /// kept for later.
+    pub async fn call(&mut self, cmd: &str, data: Value) -> Value {
+        self.seq += 1;
+        let seqno = format!("s{}", self.seq);
+        self.send_json(&json!({ "cmd": cmd, "seqno": seqno, "data": data }))
+            .await;
+        let mut kept = Vec::new();
+        let reply = loop {
+            let m = match tokio::time::timeout(WAIT, self.ws.next()).await {
+                Ok(Some(Ok(m))) => m,
+                other => panic!("no reply to {cmd}: {other:?}"),
+            };
+            if let Message::Text(t) = &m {
+                let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                if v["seqno"] == seqno {
+                    break v;
+                }
+            }
+            if !matches!(m, Message::Ping(_) | Message::Pong(_)) {
+                kept.push(m);
+            }
+        };
+        self.pending.extend(kept);
+        reply
+    }
+
+    /// Like [`Client::call`], asserting status 0, returning `data`.
+    pub async fn ok(&mut self, cmd: &str, data: Value) -> Value {
+        let r = self.call(cmd, data).await;
+        assert_eq!(r["status"], 0, "{cmd} failed: {r}");
+        r["data"].clone()
+    }
+
+    /// Reads until the close frame; returns its code and reason.
+    pub async fn expect_close(&mut self) -> (u16, String) {
+        loop {
+            match tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("timed out waiting for close")
+            {
+                Some(Ok(Message::Close(Some(f)))) => {
+                    return (u16::from(f.code), f.reason.to_string())
+                }
+                Some(Ok(Message::Close(None))) => {
+                    return (u16::from(CloseCode::Status), String::new())
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => panic!("error before a close frame: {e}"),
+                None => panic!("connection ended without a close frame"),
+            }
+        }
+    }
+
+    /// Asserts that nothing (but pings) arrives within `d`.
+    pub async fn expect_silence(&mut self, d: Duration) {
+        assert!(
+            self.pending.is_empty(),
+            "unexpected frames: {:?}",
+            self.pending
+        );
+        let deadline = tokio::time::Instant::now() + d;
+        loop {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => return,
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                Ok(other) => panic!("expected silence, got {other:?}"),
+            }
+        }
+    }
+}
