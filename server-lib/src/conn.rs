@@ -101,11 +101,11 @@ pub(crate) async fn run(
                 match msg {
                     Message::Close(_) => break End::PeerClosed,
                     Message::Ping(_) | Message::Pong(_) => {}
+                    Message::Text(t) if cfg.echo => { client.send(Frame::Text(t)); }
+                    Message::Binary(b) if cfg.echo => { client.send(Frame::Binary(b)); }
                     // An empty data frame is a heartbeat (wsrv).
                     Message::Text(t) if t.as_str().is_empty() => {}
                     Message::Binary(b) if b.is_empty() => {}
-                    Message::Text(t) if cfg.echo => { client.send(Frame::Text(t)); }
-                    Message::Binary(b) if cfg.echo => { client.send(Frame::Binary(b)); }
                     Message::Text(t) => on_text(&hub, &app, &client, &session, t.as_str()).await,
                     Message::Binary(b) => on_binary(&hub, &app, &client, &session, &b).await,
                 }
