@@ -68,7 +68,8 @@ pub struct ServerConfig {
     /// client ids. Default: random.
     pub server_id: String,
     /// Read buffer of each connection. Small on purpose: an idle connection costs little, and
-    /// a big message grows it for as long as it takes. Default: 2 KiB.
+    /// a bigger frame grows it to the frame's size (tungstenite reserves
+    /// the whole frame once its header is read). Default: 1 KiB.
     pub read_buffer_size: usize,
 }
 
@@ -88,7 +89,7 @@ impl Default for ServerConfig {
             echo: false,
             subprotocol_ids: true,
             server_id: random_server_id(),
-            read_buffer_size: 2048,
+            read_buffer_size: 1024,
         }
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio::time::{sleep_until, timeout, Instant};
+use tokio::time::{timeout, Instant};
 use tokio_tungstenite::tungstenite;
 use wsp_proto::{Message as _, SendMsg};
 
@@ -57,29 +57,23 @@ pub(crate) async fn run(
     let id = client.id().to_string();
     let session = Session::default();
     if !cfg.echo {
-        if let Some(uid) = &join.uid {
-            let _ = hub.bind_uid(&id, uid).await;
-        }
-        for ch in &join.channels {
-            let _ = hub.join(&id, ch).await;
-        }
-        client.send(welcome(&hub, &id, &join));
-        if let Some(text) = &cfg.welcome_message {
-            client.send(Frame::text(text.clone()));
-        }
-        app.opened(&hub, &client);
+        // Boxed, like every rarely-taken await below: a task is as big as its largest
+        // state, and an idle connection should pay only for the small waiting state.
+        Box::pin(open(&hub, &app, &client, &join)).await;
     }
     tracing::debug!(client_id = %id, "connected");
 
     let mut batch = VecDeque::new();
     let mut last_seen = Instant::now();
-    let mut ping_at = last_seen + cfg.ping_interval;
+    // One timer for the connection's life, reset after each ping (not a new one per frame).
+    let ping = tokio::time::sleep(cfg.ping_interval);
+    tokio::pin!(ping);
     let end = loop {
         tokio::select! {
             b = client.outbox().next(&mut batch) => match b {
                 Batch::Close(close) => break End::Close(close),
                 Batch::Frames => {
-                    if let Err(e) = write_batch(&mut ws, &mut batch, cfg.write_timeout).await {
+                    if let Err(e) = Box::pin(write_batch(&mut ws, &mut batch, cfg.write_timeout)).await {
                         app.errored(&hub, &id, &e);
                         break End::Gone;
                     }
@@ -106,25 +100,47 @@ pub(crate) async fn run(
                     // An empty data frame is a heartbeat (wsrv).
                     Message::Text(t) if t.as_str().is_empty() => {}
                     Message::Binary(b) if b.is_empty() => {}
-                    Message::Text(t) => on_text(&hub, &app, &client, &session, t.as_str()).await,
-                    Message::Binary(b) => on_binary(&hub, &app, &client, &session, &b).await,
+                    Message::Text(t) => Box::pin(on_text(&hub, &app, &client, &session, t.as_str())).await,
+                    Message::Binary(b) => Box::pin(on_binary(&hub, &app, &client, &session, &b)).await,
                 }
             },
-            _ = sleep_until(ping_at) => {
+            () = &mut ping => {
                 if last_seen.elapsed() > cfg.heartbeat_timeout {
                     break End::Close(Close::heartbeat_timeout(cfg.heartbeat_timeout.as_secs()));
                 }
-                ping_at = Instant::now() + cfg.ping_interval;
-                let ping = ws.send(Message::Ping(bytes::Bytes::new()));
-                if !matches!(timeout(cfg.write_timeout, ping).await, Ok(Ok(()))) {
+                ping.as_mut().reset(Instant::now() + cfg.ping_interval);
+                let sent = Box::pin(timeout(cfg.write_timeout, ws.send(Message::Ping(bytes::Bytes::new())))).await;
+                if !matches!(sent, Ok(Ok(()))) {
                     break End::Gone;
                 }
             }
         }
     };
 
+    Box::pin(finish(ws, &hub, &app, &id, end)).await;
+}
+
+/// Applies the handshake's uid and channels, queues the welcome frames, calls `on_open`.
+async fn open(hub: &Hub, app: &App, client: &ClientHandle, join: &Join) {
+    let id = client.id();
+    if let Some(uid) = &join.uid {
+        let _ = hub.bind_uid(id, uid).await;
+    }
+    for ch in &join.channels {
+        let _ = hub.join(id, ch).await;
+    }
+    client.send(welcome(hub, id, join));
+    if let Some(text) = &hub.config().welcome_message {
+        client.send(Frame::text(text.clone()));
+    }
+    app.opened(hub, client);
+}
+
+/// Leaves the pool, completes the close handshake, calls `on_close`.
+async fn finish(mut ws: WebSocket, hub: &Hub, app: &App, id: &str, end: End) {
+    let cfg = hub.config();
     // Leave the pool first: nothing more is queued for a closing connection.
-    hub.unregister(&id).await;
+    hub.unregister(id).await;
     match end {
         End::Close(close) => {
             tracing::debug!(client_id = %id, code = close.code, reason = %close.reason, "closing");
@@ -137,7 +153,7 @@ pub(crate) async fn run(
         End::Gone => {}
     }
     if !cfg.echo {
-        app.closed(&hub, &id);
+        app.closed(hub, id);
     }
     tracing::debug!(client_id = %id, "disconnected");
 }
