@@ -5,6 +5,7 @@
 //!
 //! `main` stays thin: parse, dispatch, turn errors into a message and an exit code.
 
+mod bench;
 mod serve;
 mod sys;
 
@@ -24,12 +25,19 @@ struct Cli {
 enum Command {
     /// Run a pool: WebSocket endpoint `/ws`, health check `/healthz`.
     Serve(serve::ServeArgs),
+    /// Measure broadcast latency and throughput (starts its own server without --url).
+    Bench(bench::BenchArgs),
+    /// Internal: one `wsp bench --workers` process.
+    #[command(hide = true)]
+    BenchWorker,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::main(args),
+        Command::Bench(args) => bench::main(args),
+        Command::BenchWorker => bench::worker_main(),
     };
     match result {
         Ok(code) => code,

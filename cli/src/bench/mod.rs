@@ -1,0 +1,325 @@
+//! `wsp bench`: broadcast latency and throughput, open-loop and honest enough for CI.
+//!
+//! Layout: `plan` (one worker's share), `worker` (threads owning clients, the schedule, the
+//! measurements), `wire` (messages per protocol), `stats` (histograms, sequence tracking),
+//! `report` (summary, JSON, gates), `progress` (live view), `target` (embedded server, child
+//! workers).
+
+mod plan;
+mod progress;
+mod report;
+mod stats;
+mod target;
+mod wire;
+mod worker;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use clap::Args;
+
+pub use plan::Plan;
+use plan::Scenario;
+use report::{Report, Threshold};
+use wire::Protocol;
+use worker::Live;
+
+/// Flags of `wsp bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Server URL(s), `ws://host:port/ws`; comma-separated or repeated to spread clients over
+    /// nodes. Without one, wsp bench starts its own `wsp serve` on loopback.
+    #[arg(long, value_delimiter = ',')]
+    url: Vec<String>,
+    /// Protocol: `wsp` (SendMsg) or `shootout` (the websocket-shootout JSON protocol of the
+    /// Node `ws` and Go gorilla peers).
+    #[arg(long, value_enum, default_value = "wsp")]
+    protocol: Protocol,
+    /// Workload.
+    #[arg(long, value_enum, default_value = "broadcast")]
+    scenario: Scenario,
+    /// Receiving clients (subscribers).
+    #[arg(short = 'c', long, default_value_t = 1000)]
+    clients: usize,
+    /// Publishers (extra connections that send; broadcast and unicast).
+    #[arg(short = 'p', long, default_value_t = 1)]
+    publishers: usize,
+    /// Messages per second, all senders together (fixed schedule, open loop).
+    #[arg(short = 'r', long, default_value_t = 100.0)]
+    rate: f64,
+    /// Payload bytes per message (at least 21: the header).
+    #[arg(short = 's', long, default_value_t = 64)]
+    payload: usize,
+    /// Publishing time, warm-up included.
+    #[arg(short = 'd', long, default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Stop after this many messages instead (sets the duration to messages / rate).
+    #[arg(long)]
+    messages: Option<u64>,
+    /// Warm-up excluded from latency and rates.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    /// Longest wait for in-flight messages after publishing stops.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    drain: Duration,
+    /// Connections opened per second (all workers together).
+    #[arg(long, default_value_t = 2000.0)]
+    ramp: f64,
+    /// Worker processes (each with its own fd limit and core); their histograms are merged.
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+    /// Threads per worker (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Write the JSON report (schema in docs/BENCH.md) to this file (`-` for stdout).
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Gate, e.g. `p99<50ms` or `deliveries_per_sec>10000`; repeatable or comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    threshold: Vec<Threshold>,
+    /// A previous `--json` report to compare with.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
+    /// With --baseline: fail when p50/p99 grow or deliveries/s shrink by more than this percent.
+    #[arg(long, default_value_t = 20.0)]
+    max_regression: f64,
+    /// With --baseline: latency differences below this many ms are noise, never a regression.
+    #[arg(long, default_value_t = 1.0)]
+    regression_floor_ms: f64,
+    /// Do not fail the run on lost messages.
+    #[arg(long)]
+    allow_loss: bool,
+    /// Plain progress lines instead of the live terminal view.
+    #[arg(long)]
+    no_tui: bool,
+    /// Connect every client from 127.0.0.1 (by default sources spread over 127.0.0.0/8).
+    #[arg(long)]
+    no_spread_sources: bool,
+}
+
+/// Runs `wsp bench`; exit code 0 when every gate passed, 1 when one failed.
+pub fn main(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    crate::sys::init_logging();
+    let duration = match args.messages {
+        Some(n) => Duration::from_secs_f64(n as f64 / args.rate),
+        None => args.duration,
+    };
+    validate(&args, duration)?;
+    let fds = crate::sys::raise_fd_limit();
+    let per_worker = (args.clients + args.publishers).div_ceil(args.workers) as u64;
+    if per_worker + 64 > fds {
+        bail!(
+            "each worker needs about {} open files but the limit is {fds}: raise the hard limit (`ulimit -Hn`), or use more --workers",
+            per_worker + 64
+        );
+    }
+    let baseline = args.baseline.as_deref().map(report::load).transpose()?;
+
+    let embedded = if args.url.is_empty() {
+        if args.protocol == Protocol::Shootout {
+            bail!("--protocol shootout needs --url: start a peer (e.g. shared/peers/run-peer.sh go 9102) and pass --url ws://127.0.0.1:9102/");
+        }
+        Some(target::EmbeddedServer::start().context("starting the embedded wsp serve")?)
+    } else {
+        None
+    };
+    let urls = match &embedded {
+        Some(s) => vec![s.url.clone()],
+        None => args.url.clone(),
+    };
+
+    let plans = split(&args, &urls, duration);
+    let lives: Vec<Arc<Live>> = plans.iter().map(|_| Arc::new(Live::default())).collect();
+    let mut view = progress::View::new(!args.no_tui, &args, &urls, duration);
+    let outcome = target::run_workers(&plans, &lives, embedded.as_ref().map(|s| s.pid), &mut view);
+    view.finish();
+    let outcome = outcome?;
+
+    let mut latency = stats::histogram();
+    let mut rtt = stats::histogram();
+    let mut connect = stats::histogram();
+    let mut counts = stats::Counts::default();
+    let mut errors: Vec<(String, u64)> = Vec::new();
+    let (mut cpu_ms, mut wall_ms, mut connect_ms) = (0, 0, 0);
+    for r in &outcome.results {
+        counts.add(&r.counts);
+        latency.add(stats::decode(&r.latency)?).ok();
+        rtt.add(stats::decode(&r.rtt)?).ok();
+        connect.add(stats::decode(&r.connect)?).ok();
+        cpu_ms += r.cpu_ms;
+        wall_ms = wall_ms.max(r.wall_ms);
+        connect_ms = connect_ms.max(r.connect_ms);
+        for (e, n) in &r.errors {
+            match errors.iter_mut().find(|(k, _)| k == e) {
+                Some((_, m)) => *m += n,
+                None => errors.push((e.clone(), *n)),
+            }
+        }
+    }
+    // Receivers established = connections minus publishers (in echo every client receives).
+    let receivers = match args.scenario {
+        Scenario::Echo | Scenario::Connect => counts.connected,
+        _ => counts.connected.saturating_sub(args.publishers as u64),
+    };
+    let mut report = Report::build(report::Inputs {
+        scenario: args.scenario,
+        target: report::Target {
+            urls: urls.clone(),
+            embedded: embedded.is_some(),
+            protocol: args.protocol,
+        },
+        config: report::Config {
+            clients: args.clients,
+            publishers: args.publishers,
+            rate: args.rate,
+            payload: args.payload,
+            duration_s: duration.as_secs_f64(),
+            warmup_s: args.warmup.as_secs_f64(),
+            workers: args.workers,
+            ramp: args.ramp,
+        },
+        counts,
+        latency,
+        rtt,
+        connect,
+        connect_ms,
+        cpu_ms,
+        wall_ms,
+        server_percent: outcome.server_percent,
+        errors,
+        receivers,
+    });
+    gates(&mut report, &args, baseline.as_ref());
+    drop(embedded);
+
+    eprint!("{}", report.summary());
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&report)? + "\n";
+        if path.as_os_str() == "-" {
+            print!("{text}");
+        } else {
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+        }
+    }
+    Ok(if report.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn validate(args: &BenchArgs, duration: Duration) -> anyhow::Result<()> {
+    if args.clients == 0 {
+        bail!("--clients must be at least 1");
+    }
+    if args.rate <= 0.0 || !args.rate.is_finite() {
+        bail!("--rate must be a positive number of messages per second");
+    }
+    if args.payload < wire::HEADER_LEN {
+        bail!(
+            "--payload must be at least {} bytes (the bench header)",
+            wire::HEADER_LEN
+        );
+    }
+    if args.workers == 0 || args.ramp <= 0.0 {
+        bail!("--workers and --ramp must be above zero");
+    }
+    if duration <= args.warmup {
+        bail!(
+            "the run ({duration:?}) must be longer than the warm-up ({:?})",
+            args.warmup
+        );
+    }
+    if matches!(args.scenario, Scenario::Broadcast | Scenario::Unicast) && args.publishers == 0 {
+        bail!("--publishers must be at least 1 for {:?}", args.scenario);
+    }
+    if args.scenario == Scenario::Unicast && args.protocol == Protocol::Shootout {
+        bail!("the shootout protocol has no unicast; use --scenario broadcast or echo");
+    }
+    Ok(())
+}
+
+fn gates(report: &mut Report, args: &BenchArgs, baseline: Option<&Report>) {
+    if report.connections.failed > 0 {
+        report.fail(format!("{} connections failed", report.connections.failed));
+    }
+    if report.scenario != Scenario::Connect && !args.allow_loss {
+        if report.lost > 0 {
+            report.fail(format!(
+                "{} of {} deliveries lost (use --allow-loss to accept)",
+                report.lost, report.expected
+            ));
+        }
+        if report.duplicated > 0 {
+            report.fail(format!("{} deliveries duplicated", report.duplicated));
+        }
+        if report.out_of_order > 0 {
+            report.fail(format!("{} deliveries out of order", report.out_of_order));
+        }
+    }
+    for t in &args.threshold {
+        report.check(t);
+    }
+    if let Some(base) = baseline {
+        report.compare(base, args.max_regression, args.regression_floor_ms);
+    }
+}
+
+/// Splits the run over the workers: clients and publishers in contiguous ranges.
+fn split(args: &BenchArgs, urls: &[String], duration: Duration) -> Vec<Plan> {
+    let threads = args.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let senders = match args.scenario {
+        Scenario::Echo => args.clients,
+        Scenario::Connect => 1,
+        _ => args.publishers,
+    };
+    let publishers = match args.scenario {
+        Scenario::Broadcast | Scenario::Unicast => args.publishers,
+        _ => 0,
+    };
+    let run_id = format!("b{:x}", worker::now_ns() % 0xffff_ffff);
+    let share = |total: usize, w: usize| {
+        let base = total / args.workers;
+        let extra = total % args.workers;
+        (w * base + w.min(extra), base + usize::from(w < extra))
+    };
+    (0..args.workers)
+        .map(|w| {
+            let (first_client, clients) = share(args.clients, w);
+            let (first_publisher, pubs) = share(publishers, w);
+            Plan {
+                urls: urls.to_vec(),
+                protocol: args.protocol,
+                scenario: args.scenario,
+                first_client,
+                clients,
+                first_publisher,
+                publishers: pubs,
+                total_clients: args.clients,
+                total_publishers: publishers,
+                rate_per_sender: args.rate / senders.max(1) as f64,
+                payload: args.payload,
+                duration_ms: duration.as_millis() as u64,
+                warmup_ms: args.warmup.as_millis() as u64,
+                drain_ms: args.drain.as_millis() as u64,
+                ramp_per_sec: args.ramp / args.workers as f64,
+                threads,
+                run_id: run_id.clone(),
+                channel: "bench".into(),
+                spread_sources: !args.no_spread_sources,
+            }
+        })
+        .collect()
+}
+
+/// `wsp bench-worker`: runs one plan read from stdin (used by `--workers`).
+pub fn worker_main() -> anyhow::Result<ExitCode> {
+    target::child_main()
+}

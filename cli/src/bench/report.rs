@@ -1,0 +1,495 @@
+//! The bench report: built once from the merged results, printed as a summary, written as JSON
+//! (schema `wsp-bench-report/1`, documented in docs/BENCH.md and pinned by a test), and judged
+//! by the CI gates (loss, thresholds, baseline).
+
+use std::fmt::Write as _;
+
+use anyhow::{bail, Context as _};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use super::plan::Scenario;
+use super::stats::Counts;
+use super::wire::Protocol;
+
+/// The report's schema name; bumped only on incompatible change.
+pub const SCHEMA: &str = "wsp-bench-report/1";
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// Largest sample.
+    pub max: f64,
+    /// Mean.
+    pub mean: f64,
+    /// Samples.
+    pub count: u64,
+}
+
+impl Percentiles {
+    /// From a histogram of microseconds.
+    pub fn from_us(h: &Histogram<u64>) -> Self {
+        let ms = |v: u64| (v as f64 / 1000.0 * 1000.0).round() / 1000.0;
+        if h.is_empty() {
+            return Self::default();
+        }
+        Self {
+            p50: ms(h.value_at_quantile(0.50)),
+            p90: ms(h.value_at_quantile(0.90)),
+            p99: ms(h.value_at_quantile(0.99)),
+            p999: ms(h.value_at_quantile(0.999)),
+            max: ms(h.max()),
+            mean: (h.mean() / 1000.0 * 1000.0).round() / 1000.0,
+            count: h.len(),
+        }
+    }
+}
+
+/// The target of the run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Target {
+    /// URLs the clients were spread over.
+    pub urls: Vec<String>,
+    /// True when wsp bench started its own `wsp serve`.
+    pub embedded: bool,
+    /// Protocol spoken.
+    pub protocol: Protocol,
+}
+
+/// The workload as configured.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Config {
+    /// Receiving clients (subscribers).
+    pub clients: usize,
+    /// Publishers (extra connections that send).
+    pub publishers: usize,
+    /// Messages per second, all senders together.
+    pub rate: f64,
+    /// Payload bytes per message.
+    pub payload: usize,
+    /// Publishing time, warm-up included, seconds.
+    pub duration_s: f64,
+    /// Warm-up, seconds.
+    pub warmup_s: f64,
+    /// Worker processes.
+    pub workers: usize,
+    /// Connections opened per second.
+    pub ramp: f64,
+}
+
+/// Connection figures.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Connections {
+    /// Connections attempted.
+    pub attempted: u64,
+    /// Connections established.
+    pub established: u64,
+    /// Connections that failed.
+    pub failed: u64,
+    /// Connections lost before the end of the run.
+    pub dropped: u64,
+    /// Handshakes completed per second during the ramp.
+    pub per_sec: f64,
+}
+
+/// CPU use.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Cpu {
+    /// Load generator CPU, percent of one core, while publishing.
+    pub generator_percent: f64,
+    /// Cores on this machine.
+    pub cores: usize,
+    /// Server CPU, percent of one core (embedded server only).
+    pub server_percent: Option<f64>,
+    /// True when the generator used at least 90% of the cores it has: the result may describe
+    /// the generator rather than the server.
+    pub generator_saturated: bool,
+}
+
+/// A `wsp bench` report.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Report {
+    /// Always [`SCHEMA`].
+    pub schema: String,
+    /// wsp version that produced it.
+    pub wsp_version: String,
+    /// Scenario.
+    pub scenario: Scenario,
+    /// Target.
+    pub target: Target,
+    /// Configuration.
+    pub config: Config,
+    /// Connections.
+    pub connections: Connections,
+    /// Handshake latency.
+    pub connect_latency_ms: Percentiles,
+    /// Messages sent (whole run, warm-up included).
+    pub sent: u64,
+    /// Deliveries expected (sent × recipients).
+    pub expected: u64,
+    /// Distinct deliveries (whole run).
+    pub delivered: u64,
+    /// expected − delivered.
+    pub lost: u64,
+    /// Deliveries received more than once.
+    pub duplicated: u64,
+    /// Deliveries that came after a later message of the same publisher.
+    pub out_of_order: u64,
+    /// Deliveries of measured-window messages per second of the measured window.
+    pub deliveries_per_sec: f64,
+    /// Messages sent per second in the measured window.
+    pub sent_per_sec: f64,
+    /// One-way latency from the intended send time (round trip for `echo`), measured window.
+    pub latency_ms: Percentiles,
+    /// Publisher round trip to the server's ack, from the intended send time.
+    pub rtt_ms: Option<Percentiles>,
+    /// CPU use.
+    pub cpu: Cpu,
+    /// Distinct errors and how often they happened.
+    pub errors: Vec<(String, u64)>,
+    /// The gates that failed (empty when the run passed).
+    pub failures: Vec<String>,
+    /// True when no gate failed.
+    pub passed: bool,
+}
+
+/// Everything needed to build a report.
+pub struct Inputs {
+    /// Scenario.
+    pub scenario: Scenario,
+    /// Target.
+    pub target: Target,
+    /// Configuration.
+    pub config: Config,
+    /// Merged counters.
+    pub counts: Counts,
+    /// Merged histograms.
+    pub latency: Histogram<u64>,
+    /// Publisher round trip.
+    pub rtt: Histogram<u64>,
+    /// Handshakes.
+    pub connect: Histogram<u64>,
+    /// Longest connect phase of a worker, ms.
+    pub connect_ms: u64,
+    /// Generator CPU ms and wall ms while publishing.
+    pub cpu_ms: u64,
+    /// Wall ms of the publishing window.
+    pub wall_ms: u64,
+    /// Server CPU percent, when known.
+    pub server_percent: Option<f64>,
+    /// Errors.
+    pub errors: Vec<(String, u64)>,
+    /// Receiving clients established.
+    pub receivers: u64,
+}
+
+impl Report {
+    /// Builds the report (gates not yet applied).
+    pub fn build(i: Inputs) -> Report {
+        let c = &i.counts;
+        let expected = match i.scenario {
+            Scenario::Broadcast => c.sent * i.receivers,
+            Scenario::Unicast | Scenario::Echo => c.sent,
+            Scenario::Connect => 0,
+        };
+        let measured_s = (i.config.duration_s - i.config.warmup_s).max(1e-9);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let generator_percent = if i.wall_ms > 0 {
+            i.cpu_ms as f64 * 100.0 / i.wall_ms as f64
+        } else {
+            0.0
+        };
+        let attempted = c.connected + c.connect_failed;
+        Report {
+            schema: SCHEMA.into(),
+            wsp_version: env!("CARGO_PKG_VERSION").into(),
+            scenario: i.scenario,
+            target: i.target,
+            connections: Connections {
+                attempted,
+                established: c.connected,
+                failed: c.connect_failed,
+                dropped: c.dropped,
+                per_sec: if i.connect_ms > 0 {
+                    c.connected as f64 * 1000.0 / i.connect_ms as f64
+                } else {
+                    0.0
+                },
+            },
+            connect_latency_ms: Percentiles::from_us(&i.connect),
+            sent: c.sent,
+            expected,
+            delivered: c.delivered,
+            lost: expected.saturating_sub(c.delivered),
+            duplicated: c.duplicated,
+            out_of_order: c.out_of_order,
+            deliveries_per_sec: c.delivered_measured as f64 / measured_s,
+            sent_per_sec: c.sent_measured as f64 / measured_s,
+            latency_ms: Percentiles::from_us(&i.latency),
+            rtt_ms: (!i.rtt.is_empty()).then(|| Percentiles::from_us(&i.rtt)),
+            cpu: Cpu {
+                generator_percent: (generator_percent * 10.0).round() / 10.0,
+                cores,
+                server_percent: i.server_percent.map(|p| (p * 10.0).round() / 10.0),
+                generator_saturated: generator_percent >= 90.0 * cores as f64,
+            },
+            errors: i.errors,
+            config: i.config,
+            failures: Vec::new(),
+            passed: true,
+        }
+    }
+
+    /// Records a failed gate.
+    pub fn fail(&mut self, why: String) {
+        self.failures.push(why);
+        self.passed = false;
+    }
+
+    /// The value of a metric by name, for thresholds and baselines.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let l = &self.latency_ms;
+        Some(match name {
+            "p50" => l.p50,
+            "p90" => l.p90,
+            "p99" => l.p99,
+            "p999" => l.p999,
+            "max" => l.max,
+            "mean" => l.mean,
+            "deliveries_per_sec" => self.deliveries_per_sec,
+            "sent_per_sec" => self.sent_per_sec,
+            "lost" => self.lost as f64,
+            "duplicated" => self.duplicated as f64,
+            "out_of_order" => self.out_of_order as f64,
+            "connect_p99" => self.connect_latency_ms.p99,
+            "rtt_p99" => self.rtt_ms.as_ref()?.p99,
+            "rtt_p50" => self.rtt_ms.as_ref()?.p50,
+            _ => return None,
+        })
+    }
+
+    /// The human summary.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        let l = &self.latency_ms;
+        let _ = writeln!(
+            s,
+            "wsp bench {:?} · {:?} protocol · {}",
+            self.scenario,
+            self.target.protocol,
+            self.target.urls.join(", ")
+        )
+        .map(|_| ());
+        let c = &self.connections;
+        let _ = writeln!(
+            s,
+            "  connections   {} established, {} failed, {} dropped · {:.0}/s · connect p50 {:.2} ms p99 {:.2} ms",
+            c.established, c.failed, c.dropped, c.per_sec, self.connect_latency_ms.p50, self.connect_latency_ms.p99
+        );
+        if self.scenario != Scenario::Connect {
+            let _ = writeln!(
+                s,
+                "  messages      {} sent · {} of {} delivered · lost {} · duplicated {} · out of order {}",
+                self.sent, self.delivered, self.expected, self.lost, self.duplicated, self.out_of_order
+            );
+            let _ = writeln!(
+                s,
+                "  throughput    {:.0} deliveries/s ({:.0} sent/s)",
+                self.deliveries_per_sec, self.sent_per_sec
+            );
+            let _ = writeln!(
+                s,
+                "  latency (ms)  p50 {:.3} · p90 {:.3} · p99 {:.3} · p99.9 {:.3} · max {:.3}  ({} samples)",
+                l.p50, l.p90, l.p99, l.p999, l.max, l.count
+            );
+            if let Some(r) = &self.rtt_ms {
+                let _ = writeln!(
+                    s,
+                    "  publisher rtt p50 {:.3} · p99 {:.3} · max {:.3} ms",
+                    r.p50, r.p99, r.max
+                );
+            }
+        }
+        let cpu = &self.cpu;
+        let server = cpu
+            .server_percent
+            .map(|p| format!(" · server {p:.0}%"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "  cpu           generator {:.0}% of {} cores{server}",
+            cpu.generator_percent, cpu.cores
+        );
+        if cpu.generator_saturated {
+            let _ = writeln!(s, "  warning: the generator used all its CPU: these figures may describe wsp bench, not the server (use --workers, or fewer clients)");
+        }
+        for (e, n) in self.errors.iter().take(5) {
+            let _ = writeln!(s, "  error ×{n}: {e}");
+        }
+        if self.passed {
+            let _ = writeln!(s, "  result        PASS");
+        } else {
+            for f in &self.failures {
+                let _ = writeln!(s, "  FAIL          {f}");
+            }
+        }
+        s
+    }
+}
+
+/// A threshold such as `p99<50ms`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Threshold {
+    metric: String,
+    op: String,
+    value: f64,
+    text: String,
+}
+
+impl std::str::FromStr for Threshold {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let text = s.trim().to_string();
+        let pos = text
+            .find(['<', '>'])
+            .ok_or_else(|| format!("threshold {text:?} has no < or >: write e.g. `p99<50ms`"))?;
+        let metric = text[..pos].trim().to_string();
+        let rest = &text[pos..];
+        let op = if rest.starts_with("<=") || rest.starts_with(">=") {
+            &rest[..2]
+        } else {
+            &rest[..1]
+        };
+        let raw = rest[op.len()..].trim();
+        let (num, scale) = if let Some(n) = raw.strip_suffix("ms") {
+            (n, 1.0)
+        } else if let Some(n) = raw.strip_suffix("us") {
+            (n, 0.001)
+        } else if let Some(n) = raw.strip_suffix('s') {
+            (n, 1000.0)
+        } else {
+            (raw, 1.0)
+        };
+        let value: f64 = num
+            .trim()
+            .parse()
+            .map_err(|_| format!("threshold {text:?}: {raw:?} is not a number"))?;
+        let dummy = Report::metric_names();
+        if !dummy.contains(&metric.as_str()) {
+            return Err(format!(
+                "threshold {text:?}: unknown metric {metric:?}; known: {}",
+                dummy.join(", ")
+            ));
+        }
+        Ok(Threshold {
+            metric,
+            op: op.into(),
+            value: value * scale,
+            text,
+        })
+    }
+}
+
+impl Report {
+    /// The metric names thresholds and baselines accept.
+    pub fn metric_names() -> &'static [&'static str] {
+        &[
+            "p50",
+            "p90",
+            "p99",
+            "p999",
+            "max",
+            "mean",
+            "deliveries_per_sec",
+            "sent_per_sec",
+            "lost",
+            "duplicated",
+            "out_of_order",
+            "connect_p99",
+            "rtt_p50",
+            "rtt_p99",
+        ]
+    }
+
+    /// Applies a threshold; records a failure when it does not hold.
+    pub fn check(&mut self, t: &Threshold) {
+        let Some(v) = self.metric(&t.metric) else {
+            self.fail(format!(
+                "threshold {}: metric not measured in this run",
+                t.text
+            ));
+            return;
+        };
+        let ok = match t.op.as_str() {
+            "<" => v < t.value,
+            "<=" => v <= t.value,
+            ">" => v > t.value,
+            _ => v >= t.value,
+        };
+        if !ok {
+            self.fail(format!("threshold {} not met: {} = {v}", t.text, t.metric));
+        }
+    }
+
+    /// Compares with a baseline: latency p50/p99 may grow, and deliveries/s may shrink, by at
+    /// most `pct` percent; latency differences under `floor_ms` are ignored (noise).
+    pub fn compare(&mut self, base: &Report, pct: f64, floor_ms: f64) {
+        for m in ["p50", "p99"] {
+            let (now, was) = (self.metric(m).unwrap_or(0.0), base.metric(m).unwrap_or(0.0));
+            if now - was > floor_ms && now > was * (1.0 + pct / 100.0) {
+                self.fail(format!("{m} regressed: {now:.3} ms vs baseline {was:.3} ms (more than {pct}% and {floor_ms} ms)"));
+            }
+        }
+        let (now, was) = (self.deliveries_per_sec, base.deliveries_per_sec);
+        if now < was * (1.0 - pct / 100.0) {
+            self.fail(format!("deliveries_per_sec regressed: {now:.0} vs baseline {was:.0} (more than {pct}% lower)"));
+        }
+    }
+}
+
+/// Reads a report written by `--json`.
+pub fn load(path: &std::path::Path) -> anyhow::Result<Report> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading baseline {}", path.display()))?;
+    let r: Report = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a wsp bench report", path.display()))?;
+    if r.schema != SCHEMA {
+        bail!(
+            "{} has schema {:?}; this wsp reads {SCHEMA:?}",
+            path.display(),
+            r.schema
+        );
+    }
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds_parse_units_and_reject_nonsense() {
+        let t: Threshold = "p99<50ms".parse().unwrap();
+        assert_eq!(
+            (t.metric.as_str(), t.op.as_str(), t.value),
+            ("p99", "<", 50.0)
+        );
+        let t: Threshold = "p50 <= 2s".parse().unwrap();
+        assert_eq!((t.op.as_str(), t.value), ("<=", 2000.0));
+        let t: Threshold = "deliveries_per_sec>1000".parse().unwrap();
+        assert_eq!(t.value, 1000.0);
+        assert!("p99=5".parse::<Threshold>().is_err());
+        assert!("p42<5ms".parse::<Threshold>().is_err());
+        assert!("p99<fast".parse::<Threshold>().is_err());
+    }
+}
