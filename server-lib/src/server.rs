@@ -150,7 +150,8 @@ async fn upgrade(
         };
     let mut ws = ws
         .read_buffer_size(cfg.read_buffer_size)
-        .write_buffer_size(0)
+        // Frames fed in one batch accumulate up to this, then go out in one write at flush.
+        .write_buffer_size(WRITE_BUFFER)
         .max_message_size(cfg.max_message_size)
         .max_frame_size(cfg.max_message_size);
     if let Some(p) = &params.protocol {
@@ -225,6 +226,10 @@ impl PartialEq for Join {
 }
 
 const MAX_ID_LEN: usize = 128;
+
+/// tungstenite writes its buffer out once it exceeds this (or at each flush). Only a busy
+/// connection grows its buffer; an idle one keeps what its largest batch needed.
+const WRITE_BUFFER: usize = 16 * 1024;
 
 impl ConnectParams {
     fn parse(
