@@ -2,6 +2,8 @@
 //! connect real WebSocket clients to it.
 #![allow(clippy::missing_panics_doc)]
 
+pub mod faulty;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

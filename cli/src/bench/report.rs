@@ -441,8 +441,9 @@ impl Report {
         }
     }
 
-    /// Compares with a baseline: latency p50/p99 may grow, and deliveries/s may shrink, by at
-    /// most `pct` percent; latency differences under `floor_ms` are ignored (noise).
+    /// Compares with a baseline: latency p50/p99 may grow by at most `pct` percent (a factor of
+    /// `1 + pct/100`), and deliveries/s may shrink by at most the same factor; latency
+    /// differences under `floor_ms` are ignored (noise).
     pub fn compare(&mut self, base: &Report, pct: f64, floor_ms: f64) {
         for m in ["p50", "p99"] {
             let (now, was) = (self.metric(m).unwrap_or(0.0), base.metric(m).unwrap_or(0.0));
@@ -450,9 +451,12 @@ impl Report {
                 self.fail(format!("{m} regressed: {now:.3} ms vs baseline {was:.3} ms (more than {pct}% and {floor_ms} ms)"));
             }
         }
+        // The same factor both ways: 100% allows latency to double and throughput to halve.
         let (now, was) = (self.deliveries_per_sec, base.deliveries_per_sec);
-        if now < was * (1.0 - pct / 100.0) {
-            self.fail(format!("deliveries_per_sec regressed: {now:.0} vs baseline {was:.0} (more than {pct}% lower)"));
+        if now * (1.0 + pct / 100.0) < was {
+            self.fail(format!(
+                "deliveries_per_sec regressed: {now:.0} vs baseline {was:.0} (worse by more than {pct}%)"
+            ));
         }
     }
 }

@@ -1,0 +1,203 @@
+//! `wsp bench` as a real process: its accounting catches a faulty server, its gates fail when
+//! they should, and its JSON report keeps the documented shape.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use wsp_tests::bin;
+use wsp_tests::faulty::{self, Fault};
+
+fn bench(args: &[&str], json: &PathBuf) -> (Output, Value) {
+    let out = Command::new(bin("wsp"))
+        .arg("bench")
+        .args(["--no-tui", "--json"])
+        .arg(json)
+        .args(args)
+        .output()
+        .expect("run wsp bench");
+    let text = std::fs::read_to_string(json).unwrap_or_else(|e| {
+        panic!(
+            "no report ({e}); stderr:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out, serde_json::from_str(&text).expect("report is JSON"))
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wsp-bench-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+const SMALL: &[&str] = &[
+    "-c", "20", "-r", "100", "-d", "2s", "--warmup", "500ms", "--drain", "2s",
+];
+
+fn against(fault: Fault, name: &str) -> (Output, Value) {
+    let url = faulty::start(fault);
+    let mut args = vec!["--url", &url, "--protocol", "shootout"];
+    args.extend_from_slice(SMALL);
+    bench(&args, &tmp(name))
+}
+
+#[test]
+fn a_correct_server_passes() {
+    let (out, r) = against(Fault::None, "none.json");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        (
+            r["lost"].as_u64(),
+            r["duplicated"].as_u64(),
+            r["out_of_order"].as_u64()
+        ),
+        (Some(0), Some(0), Some(0))
+    );
+    assert_eq!(r["delivered"], r["expected"]);
+    assert_eq!(r["passed"], true);
+}
+
+#[test]
+fn a_dropping_server_is_caught() {
+    let (out, r) = against(Fault::Drop, "drop.json");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(r["lost"].as_u64().unwrap() > 0, "{r}");
+    assert!(r["failures"][0].as_str().unwrap().contains("lost"), "{r}");
+}
+
+#[test]
+fn a_duplicating_server_is_caught() {
+    let (out, r) = against(Fault::Duplicate, "dup.json");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(r["duplicated"].as_u64().unwrap() > 0, "{r}");
+    assert_eq!(r["lost"], 0);
+}
+
+#[test]
+fn a_reordering_server_is_caught() {
+    let (out, r) = against(Fault::Reorder, "reorder.json");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(r["out_of_order"].as_u64().unwrap() > 0, "{r}");
+}
+
+#[test]
+fn thresholds_and_baselines_fail_when_they_should() {
+    let base = tmp("base.json");
+    let (out, report) = bench(SMALL, &base);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(report["latency_ms"]["p99"].as_f64().unwrap() > 0.0);
+
+    // An impossible threshold fails; a loose one passes.
+    let mut args = SMALL.to_vec();
+    args.extend(["--threshold", "p99<0.0001ms"]);
+    let (out, r) = bench(&args, &tmp("strict.json"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        r["failures"][0].as_str().unwrap().contains("p99<0.0001ms"),
+        "{r}"
+    );
+    let mut args = SMALL.to_vec();
+    args.extend(["--threshold", "p99<60s,deliveries_per_sec>1"]);
+    let (out, _) = bench(&args, &tmp("loose.json"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A baseline far better than anything possible: a regression.
+    let mut fast = report.clone();
+    fast["latency_ms"]["p50"] = 0.0001.into();
+    fast["latency_ms"]["p99"] = 0.0001.into();
+    fast["deliveries_per_sec"] = 1e12.into();
+    let fast_path = tmp("fast-baseline.json");
+    std::fs::write(&fast_path, fast.to_string()).unwrap();
+    let mut args = SMALL.to_vec();
+    args.extend([
+        "--baseline",
+        fast_path.to_str().unwrap(),
+        "--max-regression",
+        "50",
+        "--regression-floor-ms",
+        "0",
+    ]);
+    let (out, r) = bench(&args, &tmp("regressed.json"));
+    assert_eq!(out.status.code(), Some(1));
+    let failures = r["failures"].to_string();
+    assert!(
+        failures.contains("p99 regressed") && failures.contains("deliveries_per_sec regressed"),
+        "{failures}"
+    );
+
+    // Its own baseline, with a tolerance for a noisy machine: passes.
+    let mut args = SMALL.to_vec();
+    args.extend([
+        "--baseline",
+        base.to_str().unwrap(),
+        "--max-regression",
+        "300",
+        "--regression-floor-ms",
+        "50",
+    ]);
+    let (out, _) = bench(&args, &tmp("same.json"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn report_keeps_its_documented_shape() {
+    let (_, r) = bench(
+        &["-c", "10", "-r", "50", "-d", "1500ms", "--warmup", "500ms"],
+        &tmp("shape.json"),
+    );
+    assert_eq!(r["schema"], "wsp-bench-report/1");
+    for key in [
+        "delivered",
+        "lost",
+        "duplicated",
+        "out_of_order",
+        "sent",
+        "expected",
+    ] {
+        assert!(r[key].is_u64(), "{key}: {r}");
+    }
+    assert!(r["deliveries_per_sec"].is_f64());
+    for p in ["p50", "p90", "p99", "p999", "max", "mean"] {
+        assert!(r["latency_ms"][p].is_f64(), "latency_ms.{p}: {r}");
+        assert!(
+            r["connect_latency_ms"][p].is_f64(),
+            "connect_latency_ms.{p}"
+        );
+    }
+    assert!(r["connections"]["established"].is_u64());
+    assert!(r["cpu"]["generator_percent"].is_f64());
+    assert_eq!(r["target"]["embedded"], true);
+    assert_eq!(r["scenario"], "broadcast");
+}
+
+#[test]
+fn bad_flags_are_explained() {
+    let out = Command::new(bin("wsp"))
+        .args(["bench", "--payload", "4"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--payload must be at least"));
+    let out = Command::new(bin("wsp"))
+        .args(["bench", "--protocol", "shootout"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs --url"));
+}
