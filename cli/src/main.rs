@@ -6,6 +6,7 @@
 //! `main` stays thin: parse, dispatch, turn errors into a message and an exit code.
 
 mod bench;
+mod connect;
 mod serve;
 mod sys;
 
@@ -27,6 +28,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Measure broadcast latency and throughput (starts its own server without --url).
     Bench(bench::BenchArgs),
+    /// Inspect a pool: a terminal UI that decodes SendMsg frames (JSON lines when piped).
+    Connect(connect::ConnectArgs),
     /// Internal: one `wsp bench --workers` process.
     #[command(hide = true)]
     BenchWorker,
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::main(args),
         Command::Bench(args) => bench::main(args),
+        Command::Connect(args) => connect::main(args),
         Command::BenchWorker => bench::worker_main(),
     };
     match result {

@@ -136,7 +136,7 @@ impl View {
             match Terminal::with_options(
                 backend,
                 TerminalOptions {
-                    viewport: Viewport::Inline(7),
+                    viewport: Viewport::Inline(8),
                 },
             ) {
                 Ok(t) => Mode::Tui(t),
@@ -228,7 +228,7 @@ mod tests {
 
     #[test]
     fn live_view_shows_connections_phase_and_counts() {
-        let mut t = Terminal::new(TestBackend::new(70, 7)).unwrap();
+        let mut t = Terminal::new(TestBackend::new(70, 8)).unwrap();
         let snap = Snapshot {
             phase: Phase::Publishing(Duration::from_secs(3)),
             target: 10,

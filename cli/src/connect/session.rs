@@ -1,0 +1,309 @@
+//! The connection behind the inspector: connects (headers, subprotocol, origin), reads and
+//! writes frames, pings to measure the round trip, records every frame, and with `--reconnect`
+//! comes back with exponential backoff. It talks to the UI through two bounded channels.
+
+use std::io::Write as _;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::compose::Outgoing;
+use super::decode::Decoder;
+use super::model::{Dir, FrameRecord, Kind};
+
+/// How to connect.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The full URL (query parameters included).
+    pub url: String,
+    /// Extra request headers, `Name: value`.
+    pub headers: Vec<String>,
+    /// `Sec-WebSocket-Protocol`.
+    pub subprotocol: Option<String>,
+    /// `Origin`.
+    pub origin: Option<String>,
+    /// Reconnect after a disconnect.
+    pub reconnect: bool,
+    /// Ping interval (0: never).
+    pub ping_every: Duration,
+}
+
+/// What the session tells the UI.
+#[derive(Debug)]
+pub enum Event {
+    /// Trying to connect (attempt number, from 1).
+    Connecting(u32),
+    /// Connected; the server's selected subprotocol.
+    Connected(Option<String>),
+    /// A frame went in or out.
+    Frame(FrameRecord),
+    /// A ping came back after this long.
+    PingRtt(Duration),
+    /// The connection ended; why; whether a reconnect follows (and after how long).
+    Disconnected(String, Option<Duration>),
+    /// The session is over.
+    Ended,
+}
+
+/// Capacity of the UI → session queue: typing cannot outrun it.
+const OUT_QUEUE: usize = 256;
+/// Capacity of the session → UI queue; a full queue slows reading the socket, not memory.
+const EVENT_QUEUE: usize = 4096;
+
+/// Starts the session task; returns the sender for outgoing frames and the event stream.
+pub fn spawn(
+    target: Target,
+    recorder: Option<Recorder>,
+) -> (mpsc::Sender<Outgoing>, mpsc::Receiver<Event>) {
+    let (out_tx, out_rx) = mpsc::channel(OUT_QUEUE);
+    let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
+    tokio::spawn(run(target, recorder, out_rx, ev_tx));
+    (out_tx, ev_rx)
+}
+
+/// Writes every frame as a JSON line (`--record`).
+pub struct Recorder {
+    file: std::io::BufWriter<std::fs::File>,
+    decoder: Decoder,
+}
+
+impl Recorder {
+    /// Creates (truncates) the file.
+    pub fn create(path: &std::path::Path, decoder: Decoder) -> anyhow::Result<Self> {
+        let file =
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(Self {
+            file: std::io::BufWriter::new(file),
+            decoder,
+        })
+    }
+
+    fn write(&mut self, r: &FrameRecord) {
+        let _ = writeln!(self.file, "{}", r.to_json(&self.decoder));
+        let _ = self.file.flush();
+    }
+}
+
+async fn connect(
+    t: &Target,
+) -> anyhow::Result<(
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    Option<String>,
+)> {
+    let mut req = t
+        .url
+        .as_str()
+        .into_client_request()
+        .with_context(|| format!("bad URL {}", t.url))?;
+    let h = req.headers_mut();
+    for line in &t.headers {
+        let (k, v) = line
+            .split_once(':')
+            .with_context(|| format!("header {line:?}: write `Name: value`"))?;
+        let name: tokio_tungstenite::tungstenite::http::HeaderName = k
+            .trim()
+            .parse()
+            .with_context(|| format!("header name {k:?}"))?;
+        h.append(
+            name,
+            HeaderValue::from_str(v.trim()).with_context(|| format!("header value {v:?}"))?,
+        );
+    }
+    if let Some(p) = &t.subprotocol {
+        h.insert("Sec-WebSocket-Protocol", HeaderValue::from_str(p)?);
+    }
+    if let Some(o) = &t.origin {
+        h.insert("Origin", HeaderValue::from_str(o)?);
+    }
+    let (ws, resp) = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_tungstenite::connect_async(req),
+    )
+    .await
+    .context("handshake timed out after 10 s")?
+    .map_err(|e| match e {
+        tokio_tungstenite::tungstenite::Error::Http(r) => {
+            let body = r
+                .body()
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).trim().to_string())
+                .unwrap_or_default();
+            anyhow::anyhow!("server refused the handshake: HTTP {} {body}", r.status())
+        }
+        other => anyhow::Error::new(other).context(format!("connecting to {}", t.url)),
+    })?;
+    let proto = resp
+        .headers()
+        .get("sec-websocket-protocol")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    Ok((ws, proto))
+}
+
+fn to_message(o: Outgoing) -> Message {
+    match o {
+        Outgoing::Text(t) => Message::text(t),
+        Outgoing::Binary(b) => Message::binary(b),
+        Outgoing::Close(code, reason) => Message::Close(Some(CloseFrame {
+            code: CloseCode::from(code),
+            reason: reason.into(),
+        })),
+    }
+}
+
+/// The record of a message crossing the socket.
+pub fn record_of(dir: Dir, m: &Message) -> Option<FrameRecord> {
+    Some(match m {
+        Message::Text(t) => {
+            FrameRecord::new(dir, Kind::Text, Bytes::copy_from_slice(t.as_bytes()), None)
+        }
+        Message::Binary(b) => FrameRecord::new(dir, Kind::Binary, b.clone(), None),
+        Message::Ping(p) => FrameRecord::new(dir, Kind::Ping, p.clone(), None),
+        Message::Pong(p) => FrameRecord::new(dir, Kind::Pong, p.clone(), None),
+        Message::Close(c) => FrameRecord::new(
+            dir,
+            Kind::Close,
+            Bytes::new(),
+            Some(
+                c.as_ref()
+                    .map(|f| (u16::from(f.code), f.reason.to_string()))
+                    .unwrap_or((1005, String::new())),
+            ),
+        ),
+        Message::Frame(_) => return None,
+    })
+}
+
+async fn run(
+    t: Target,
+    mut recorder: Option<Recorder>,
+    mut out_rx: mpsc::Receiver<Outgoing>,
+    ev: mpsc::Sender<Event>,
+) {
+    let mut attempt = 0u32;
+    let started = Instant::now();
+    loop {
+        attempt += 1;
+        let _ = ev.send(Event::Connecting(attempt)).await;
+        let why = match connect(&t).await {
+            Ok((ws, proto)) => {
+                attempt = 0;
+                let _ = ev.send(Event::Connected(proto)).await;
+                match pump(ws, &t, &mut recorder, &mut out_rx, &ev, started).await {
+                    Pump::UserClosed(why) => {
+                        let _ = ev.send(Event::Disconnected(why, None)).await;
+                        break;
+                    }
+                    Pump::Lost(why) => why,
+                    Pump::UiGone => break,
+                }
+            }
+            Err(e) => format!("{e:#}"),
+        };
+        if !t.reconnect {
+            let _ = ev.send(Event::Disconnected(why, None)).await;
+            break;
+        }
+        // 0.5 s, 1 s, 2 s … capped at 30 s.
+        let backoff = Duration::from_millis(500)
+            .saturating_mul(1 << attempt.min(6))
+            .min(Duration::from_secs(30));
+        let _ = ev.send(Event::Disconnected(why, Some(backoff))).await;
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            o = out_rx.recv() => if o.is_none() { break },
+        }
+    }
+    let _ = ev.send(Event::Ended).await;
+}
+
+enum Pump {
+    UserClosed(String),
+    Lost(String),
+    UiGone,
+}
+
+async fn pump(
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    t: &Target,
+    recorder: &mut Option<Recorder>,
+    out_rx: &mut mpsc::Receiver<Outgoing>,
+    ev: &mpsc::Sender<Event>,
+    started: Instant,
+) -> Pump {
+    let (mut sink, mut stream) = ws.split();
+    let mut ping = tokio::time::interval(if t.ping_every.is_zero() {
+        Duration::from_secs(3600 * 24)
+    } else {
+        t.ping_every
+    });
+    ping.tick().await;
+    let mut we_closed = false;
+    let emit = |r: FrameRecord, recorder: &mut Option<Recorder>| {
+        if let Some(rec) = recorder.as_mut() {
+            rec.write(&r);
+        }
+        r
+    };
+    loop {
+        tokio::select! {
+            m = stream.next() => {
+                let m = match m {
+                    Some(Ok(m)) => m,
+                    Some(Err(e)) => return Pump::Lost(format!("connection lost: {e}")),
+                    None => return if we_closed { Pump::UserClosed("closed".into()) } else { Pump::Lost("connection closed by the server".into()) },
+                };
+                if let Message::Pong(p) = &m {
+                    if p.len() == 8 {
+                        let sent = u64::from_be_bytes(p[..8].try_into().expect("8 bytes"));
+                        let now = started.elapsed().as_micros() as u64;
+                        let _ = ev.send(Event::PingRtt(Duration::from_micros(now.saturating_sub(sent)))).await;
+                    }
+                }
+                let close = if let Message::Close(c) = &m { Some(c.clone()) } else { None };
+                if let Some(r) = record_of(Dir::In, &m) {
+                    let r = emit(r, recorder);
+                    if ev.send(Event::Frame(r)).await.is_err() {
+                        return Pump::UiGone;
+                    }
+                }
+                if let Some(c) = close {
+                    let _ = tokio::time::timeout(Duration::from_secs(2), sink.close()).await;
+                    let why = c.map(|f| format!("closed by the server: {} {} {}", u16::from(f.code), wsp_server::close::code_name(u16::from(f.code)), f.reason)).unwrap_or_else(|| "closed by the server".into());
+                    return if we_closed { Pump::UserClosed("closed".into()) } else { Pump::Lost(why) };
+                }
+            }
+            o = out_rx.recv() => {
+                let Some(o) = o else { return Pump::UiGone };
+                if matches!(o, Outgoing::Close(..)) {
+                    we_closed = true;
+                }
+                let m = to_message(o);
+                let rec = record_of(Dir::Out, &m);
+                if let Err(e) = sink.send(m).await {
+                    return Pump::Lost(format!("send failed: {e}"));
+                }
+                if let Some(r) = rec {
+                    let r = emit(r, recorder);
+                    let _ = ev.send(Event::Frame(r)).await;
+                }
+            }
+            _ = ping.tick() => {
+                let stamp = (started.elapsed().as_micros() as u64).to_be_bytes().to_vec();
+                if sink.send(Message::Ping(stamp.into())).await.is_err() {
+                    return Pump::Lost("ping failed".into());
+                }
+            }
+        }
+    }
+}
