@@ -125,7 +125,7 @@ async fn connect(
     }
     let (ws, resp) = tokio::time::timeout(
         Duration::from_secs(10),
-        tokio_tungstenite::connect_async(req),
+        tokio_tungstenite::connect_async_with_config(req, None, true),
     )
     .await
     .context("handshake timed out after 10 s")?
