@@ -163,13 +163,23 @@ async fn write_batch(
     batch: &mut VecDeque<Frame>,
     limit: Duration,
 ) -> Result<(), String> {
-    let write = async {
-        while let Some(frame) = batch.pop_front() {
-            ws.feed(frame.into()).await?;
+    let result = {
+        let write = async {
+            while let Some(frame) = batch.pop_front() {
+                ws.feed(frame.into()).await?;
+            }
+            ws.flush().await
+        };
+        let mut write = std::pin::pin!(write);
+        // Almost every batch fits in the socket buffer at once: try without arming a timer (a
+        // timer per batch per client is measurable in a broadcast), and bound the wait only
+        // when the socket is full.
+        match futures_util::FutureExt::now_or_never(&mut write) {
+            Some(r) => Ok(r),
+            None => timeout(limit, write).await,
         }
-        ws.flush().await
     };
-    match timeout(limit, write).await {
+    match result {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => {
             batch.clear();
