@@ -2,7 +2,7 @@
 //! online count), over the local registry or a cluster.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use crate::client::ClientHandle;
 use crate::close::Close;
@@ -20,6 +20,18 @@ use crate::{Error, Result};
 #[derive(Clone)]
 pub struct Hub {
     inner: Arc<Inner>,
+}
+
+/// A hub reference that does not keep the hub alive (held by a cluster backend, which the hub
+/// itself holds).
+#[derive(Clone)]
+pub struct WeakHub(Weak<Inner>);
+
+impl WeakHub {
+    /// The hub, if it still exists.
+    pub fn upgrade(&self) -> Option<Hub> {
+        self.0.upgrade().map(|inner| Hub { inner })
+    }
 }
 
 struct Inner {
@@ -49,6 +61,11 @@ impl Hub {
                 next_id: AtomicU64::new(1),
             }),
         }
+    }
+
+    /// A reference that does not keep the hub alive.
+    pub fn downgrade(&self) -> WeakHub {
+        WeakHub(Arc::downgrade(&self.inner))
     }
 
     /// The configuration this hub was built with.

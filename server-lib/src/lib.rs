@@ -12,7 +12,8 @@
 //!   channels, presence queries, info, close.
 //! - [`registry`]: the local registry behind the hub; lock-free fan-out over cached snapshots.
 //! - [`presence`]: [`Route`], [`Query`], [`Answer`], [`PresenceEvent`]: the vocabulary of the hub.
-//! - [`cluster`]: the [`Cluster`] trait, where a distributed backend plugs in.
+//! - [`cluster`]: the [`Cluster`] trait, where a distributed backend plugs in; [`redis`]: the
+//!   Redis backend (presence in Redis, fan-out over pub/sub, node liveness).
 //! - [`app`]: [`App`]: command handlers, middleware, session values, connection callbacks.
 //! - [`protocol`]: command names and numbers, statuses, JSON and protobuf request/reply forms.
 //! - `commands`: the built-in commands; `conn`: one connection's task; `outbox`: its bounded
@@ -47,6 +48,7 @@ pub mod hub;
 mod outbox;
 pub mod presence;
 pub mod protocol;
+pub mod redis;
 pub mod registry;
 pub mod server;
 
@@ -57,7 +59,7 @@ pub use cluster::Cluster;
 pub use config::{ServerConfig, SlowPolicy};
 pub use error::{Error, Result};
 pub use frame::Frame;
-pub use hub::Hub;
+pub use hub::{Hub, WeakHub};
 pub use outbox::Pushed;
 pub use presence::{Answer, Delivery, Info, PresenceEvent, Query, Route};
 pub use protocol::{Command, Format, Reply};

@@ -10,7 +10,7 @@ use crate::frame::Frame;
 pub type Info = BTreeMap<String, String>;
 
 /// Where a frame is delivered.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Route {
     /// One client, by id.
     Client(String),
@@ -32,7 +32,7 @@ pub enum Delivery {
 }
 
 /// A change of presence, applied to the local registry and mirrored by a cluster backend.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum PresenceEvent {
     /// A client connected.

@@ -229,6 +229,29 @@ impl Registry {
         out
     }
 
+    /// Delivers to the local members of `channel` that are in none of `except` (a cluster
+    /// node receives a multi-channel send once per channel and must reach each member once).
+    pub fn deliver_channel_except(
+        &self,
+        channel: &str,
+        except: &[String],
+        delivery: &Delivery,
+    ) -> Delivered {
+        if except.is_empty() {
+            return self.deliver(&Route::Channels(vec![channel.to_string()]), delivery);
+        }
+        let mut out = Delivered::default();
+        let Some(snap) = self.channel_snapshot(channel) else {
+            return out;
+        };
+        for h in snap.iter().filter(|h| !self.in_any(h.id(), except)) {
+            let d = self.deliver(&Route::Client(h.id().to_string()), delivery);
+            out.queued += d.queued;
+            out.missed += d.missed;
+        }
+        out
+    }
+
     fn channel_snapshot(&self, channel: &str) -> Option<Snapshot> {
         if let Some(ch) = self.read().channels.get(channel) {
             if let Some(snap) = &ch.snapshot {
@@ -252,6 +275,38 @@ impl Registry {
         let snap: Snapshot = s.clients.values().map(|e| e.handle.clone()).collect();
         s.everyone = Some(snap.clone());
         snap
+    }
+
+    /// Every local client with its uid, channels and info (to rebuild a cluster's view).
+    pub fn entries(&self) -> Vec<(String, Option<String>, Vec<String>, Info)> {
+        let s = self.read();
+        s.clients
+            .iter()
+            .map(|(id, e)| {
+                (
+                    id.to_string(),
+                    e.uid.clone(),
+                    e.channels.iter().cloned().collect(),
+                    e.info.clone(),
+                )
+            })
+            .collect()
+    }
+
+    /// Local members of a channel.
+    pub fn channel_len(&self, channel: &str) -> usize {
+        self.read()
+            .channels
+            .get(channel)
+            .map_or(0, |c| c.members.len())
+    }
+
+    /// Is this local client in any of `channels`?
+    pub fn in_any(&self, id: &str, channels: &[String]) -> bool {
+        let s = self.read();
+        s.clients
+            .get(id)
+            .is_some_and(|e| channels.iter().any(|c| e.channels.contains(c)))
     }
 
     /// Every local client's handle.

@@ -36,6 +36,61 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// A real `redis-server` on a free loopback port, without persistence, killed when dropped.
+pub struct Redis {
+    child: Child,
+    /// Its port.
+    pub port: u16,
+    /// `redis://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+impl Redis {
+    /// Starts `redis-server` (from PATH; `scripts/setup` installs it) and waits until it answers.
+    pub fn start() -> Redis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Self::start_on(port)
+    }
+
+    /// Starts `redis-server` on `port`.
+    pub fn start_on(port: u16) -> Redis {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server not found: install it (apt-get install redis-server) or run scripts/setup");
+        let deadline = std::time::Instant::now() + WAIT;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Redis {
+            child,
+            port,
+            url: format!("redis://127.0.0.1:{port}"),
+        }
+    }
+
+    /// Kills the server at once (SIGKILL).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// A `wsp serve` child process, killed when dropped.
 pub struct Serve {
     /// The child process.
@@ -83,6 +138,12 @@ impl Serve {
         } else {
             format!("{}?{query}", self.url)
         }
+    }
+
+    /// Kills the process at once (SIGKILL: no goodbye to anyone).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Sends SIGTERM.

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 use serde::Deserialize;
+use wsp_server::redis::RedisConfig;
 use wsp_server::{ServerConfig, SlowPolicy};
 
 /// Flags of `wsp serve`. Every flag also reads a `WSP_*` environment variable.
@@ -58,6 +59,21 @@ pub struct ServeArgs {
     /// Do not read wsPool's `Sec-WebSocket-Protocol: <id>_<ch1>_<ch2>` form.
     #[arg(long, env = "WSP_NO_SUBPROTOCOL_IDS")]
     no_subprotocol_ids: bool,
+    /// Join a cluster through Redis, e.g. `redis://127.0.0.1:6379`.
+    #[arg(long, env = "WSP_REDIS")]
+    redis: Option<String>,
+    /// The --redis address is a node of a Redis Cluster (implies sharded pub/sub).
+    #[arg(long, env = "WSP_REDIS_CLUSTER")]
+    redis_cluster: bool,
+    /// Use Redis 7 sharded pub/sub (SPUBLISH) even without --redis-cluster.
+    #[arg(long, env = "WSP_SHARDED_PUBSUB")]
+    sharded_pubsub: bool,
+    /// Prefix of the cluster's Redis keys and topics. Default `wsp`.
+    #[arg(long, env = "WSP_REDIS_PREFIX")]
+    redis_prefix: Option<String>,
+    /// A node silent this long is dead and its clients leave presence, e.g. `10s`.
+    #[arg(long, env = "WSP_NODE_TTL", value_parser = humantime::parse_duration)]
+    node_ttl: Option<Duration>,
 }
 
 /// The TOML config file: the same settings as the flags, durations as strings (`"30s"`).
@@ -77,6 +93,11 @@ struct FileConfig {
     echo: Option<bool>,
     server_id: Option<String>,
     subprotocol_ids: Option<bool>,
+    redis: Option<String>,
+    redis_cluster: Option<bool>,
+    sharded_pubsub: Option<bool>,
+    redis_prefix: Option<String>,
+    node_ttl: Option<String>,
 }
 
 fn duration(name: &str, v: Option<String>) -> anyhow::Result<Option<Duration>> {
@@ -97,8 +118,9 @@ impl ServeArgs {
         }
     }
 
-    /// Merges flags, environment and file into the listen address and a `ServerConfig`.
-    pub fn resolve(self) -> anyhow::Result<(String, ServerConfig)> {
+    /// Merges flags, environment and file into the listen address, a `ServerConfig`, and the
+    /// Redis settings when clustering.
+    pub fn resolve(self) -> anyhow::Result<(String, ServerConfig, Option<RedisConfig>)> {
         let file = match &self.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -158,10 +180,30 @@ impl ServeArgs {
                 .max_message_size
                 .max(self.max_message_size.unwrap_or(64 << 20));
         }
+        let redis = match self.redis.or(file.redis) {
+            Some(url) => {
+                let clustered = self.redis_cluster || file.redis_cluster.unwrap_or(false);
+                let mut r = RedisConfig::new(url).clustered(clustered);
+                if self.sharded_pubsub || file.sharded_pubsub.unwrap_or(false) {
+                    r = r.sharded(true);
+                }
+                if let Some(p) = self.redis_prefix.or(file.redis_prefix) {
+                    r = r.prefix(p);
+                }
+                if let Some(ttl) = self.node_ttl.or(duration("node_ttl", file.node_ttl)?) {
+                    if ttl < Duration::from_millis(300) {
+                        anyhow::bail!("--node-ttl must be at least 300ms");
+                    }
+                    r = r.node_ttl(ttl);
+                }
+                Some(r)
+            }
+            None => None,
+        };
         let listen = self
             .listen
             .or(file.listen)
             .unwrap_or_else(|| "127.0.0.1:8080".into());
-        Ok((listen, c))
+        Ok((listen, c, redis))
     }
 }

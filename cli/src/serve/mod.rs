@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
+use wsp_server::redis::RedisCluster;
 use wsp_server::{App, Hub, Server};
 
 pub use config::ServeArgs;
@@ -17,7 +18,7 @@ pub use config::ServeArgs;
 /// Runs `wsp serve` until SIGINT/SIGTERM.
 pub fn main(args: ServeArgs) -> anyhow::Result<ExitCode> {
     crate::sys::init_logging();
-    let (listen, cfg) = args.resolve()?;
+    let (listen, cfg, redis) = args.resolve()?;
     cfg.validate().context("checking the configuration")?;
     let fds = crate::sys::raise_fd_limit();
     let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
@@ -32,7 +33,20 @@ pub fn main(args: ServeArgs) -> anyhow::Result<ExitCode> {
         out.flush()?;
         drop(out);
         tracing::info!(%addr, server_id = %cfg.server_id, echo = cfg.echo, open_files = fds, "serving");
-        let server = Server::new(Hub::new(cfg), App::new())?;
+        let hub = match redis {
+            None => Hub::new(cfg),
+            Some(r) => {
+                let url = r.url.clone();
+                let cluster = RedisCluster::connect(r, cfg.server_id.clone())
+                    .await
+                    .with_context(|| format!("joining the cluster at {url}: is redis-server running there?"))?;
+                let hub = Hub::with_cluster(cfg, cluster.clone());
+                cluster.start(&hub).await.context("registering this node in Redis")?;
+                tracing::info!(%url, "cluster mode: presence and fan-out through Redis");
+                hub
+            }
+        };
+        let server = Server::new(hub, App::new())?;
         server.run(listener, crate::sys::shutdown_signal()).await?;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
