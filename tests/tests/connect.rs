@@ -170,3 +170,78 @@ fn a_refused_handshake_is_explained() {
         "{err}"
     );
 }
+
+#[test]
+fn wss_with_a_private_ca_works_and_an_untrusted_certificate_is_refused() {
+    let dir = std::env::temp_dir().join(format!("wsp-tls-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ca, cert, key) = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
+    // A private CA, and a localhost certificate it signed.
+    let script = "set -e
+        openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=wsp-test-ca -keyout ca.key -out ca.pem
+        openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout key.pem -out leaf.csr
+        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\n' > leaf.ext
+        openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -extfile leaf.ext -out cert.pem";
+    let ok = Command::new("sh")
+        .args(["-c", script])
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("sh");
+    assert!(ok.success(), "openssl failed (apt-get install openssl)");
+    let python = std::env::var("WSP_PYTHON").unwrap_or_else(|_| "python3".into());
+    let mut server = Command::new(python)
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/python/tls_echo.py"))
+        .arg(&cert)
+        .arg(&key)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut port = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut port)
+        .unwrap();
+    let url = format!("wss://localhost:{}/", port.trim());
+    let run = |extra: &[&str]| {
+        let mut c = Command::new(bin("wsp"))
+            .args(["connect", &url, "--print", "--text"])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(c.stdin.take().unwrap(), "hello over tls").unwrap();
+        c.wait_with_output().unwrap()
+    };
+    let out = run(&["--ca", ca.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let frames = lines_of(&out.stdout);
+    assert!(
+        frames
+            .iter()
+            .any(|f| f["dir"] == "in" && f["text"] == "hello over tls"),
+        "{frames:?}"
+    );
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .to_lowercase()
+            .contains("certificate"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&["--insecure"]);
+    assert!(out.status.success());
+    let _ = server.kill();
+}

@@ -12,6 +12,7 @@ mod model;
 mod pipe;
 mod replay;
 mod session;
+mod tls;
 mod tui;
 mod ui;
 
@@ -61,6 +62,12 @@ pub struct ConnectArgs {
     /// Decode `cmdData` of command N as a message type, e.g. `101=chat.Message` (repeatable).
     #[arg(long = "cmd-type")]
     cmd_types: Vec<String>,
+    /// PEM file of a CA (or self-signed certificate) to trust for wss://, besides the public roots.
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// wss:// without verifying the server's certificate (development servers only).
+    #[arg(long)]
+    insecure: bool,
     /// Reconnect with backoff (0.5 s doubling to 30 s) when the connection drops.
     #[arg(long)]
     reconnect: bool,
@@ -133,6 +140,7 @@ pub fn main(args: ConnectArgs) -> anyhow::Result<ExitCode> {
         .map(|p| session::Recorder::create(p, decoder.clone()))
         .transpose()?;
     let script = args.replay.as_deref().map(replay::load).transpose()?;
+    let tls = tls::client_config(args.ca.as_deref(), args.insecure)?;
     let interactive =
         !args.print && std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
     let rt = tokio::runtime::Runtime::new()?;
@@ -144,6 +152,7 @@ pub fn main(args: ConnectArgs) -> anyhow::Result<ExitCode> {
             origin: args.origin.clone(),
             reconnect: args.reconnect,
             ping_every: args.ping_interval,
+            tls,
         };
         let (out, events) = session::spawn(target, recorder);
         if let Some(script) = script {

@@ -34,6 +34,8 @@ pub struct Target {
     pub reconnect: bool,
     /// Ping interval (0: never).
     pub ping_every: Duration,
+    /// TLS settings for wss:// (`None`: the public roots).
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 /// What the session tells the UI.
@@ -125,7 +127,12 @@ async fn connect(
     }
     let (ws, resp) = tokio::time::timeout(
         Duration::from_secs(10),
-        tokio_tungstenite::connect_async_with_config(req, None, true),
+        tokio_tungstenite::connect_async_tls_with_config(
+            req,
+            None,
+            true,
+            t.tls.clone().map(tokio_tungstenite::Connector::Rustls),
+        ),
     )
     .await
     .context("handshake timed out after 10 s")?
