@@ -244,4 +244,5 @@ fn wss_with_a_private_ca_works_and_an_untrusted_certificate_is_refused() {
     let out = run(&["--insecure"]);
     assert!(out.status.success());
     let _ = server.kill();
+    let _ = server.wait();
 }
