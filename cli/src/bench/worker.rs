@@ -136,6 +136,29 @@ impl ThreadStats {
         }
     }
 
+    /// Accounts one received bench message: duplicate, out of order, or a new delivery (whose
+    /// latency counts when it was sent in the measured window).
+    fn delivery(&mut self, track: &mut SeqTrack, h: Header, now_ns: u64) {
+        self.last_receipt = Instant::now();
+        self.counts.received += 1;
+        match track.see(h.seq) {
+            Seen::Duplicate => self.counts.duplicated += 1,
+            seen => {
+                if seen == Seen::OutOfOrder {
+                    self.counts.out_of_order += 1;
+                }
+                self.counts.delivered += 1;
+                if h.measured {
+                    self.counts.delivered_measured += 1;
+                    stats::record(
+                        &mut self.latency,
+                        now_ns.saturating_sub(h.intended_ns) / 1000,
+                    );
+                }
+            }
+        }
+    }
+
     fn flush(&mut self, live: &Live) {
         let c = &self.counts;
         let f = &self.flushed;
@@ -529,44 +552,15 @@ async fn client_task(
                 let now = now_ns();
                 match codec.recognize(&msg) {
                     Incoming::Message(h) if receiver || plan.scenario == Scenario::Echo => {
-                        let mut s = stats.borrow_mut();
-                        s.last_receipt = Instant::now();
-                        s.counts.received += 1;
-                        match tracks.entry(h.publisher).or_default().see(h.seq) {
-                            Seen::Duplicate => s.counts.duplicated += 1,
-                            seen => {
-                                if seen == Seen::OutOfOrder {
-                                    s.counts.out_of_order += 1;
-                                }
-                                s.counts.delivered += 1;
-                                if h.measured {
-                                    s.counts.delivered_measured += 1;
-                                    stats::record(
-                                        &mut s.latency,
-                                        now.saturating_sub(h.intended_ns) / 1000,
-                                    );
-                                }
-                            }
-                        }
+                        let track = tracks.entry(h.publisher).or_default();
+                        stats.borrow_mut().delivery(track, h, now);
                     }
                     Incoming::Ack(h) if sender => {
                         let mut s = stats.borrow_mut();
                         s.counts.acks += 1;
                         if plan.scenario == Scenario::Echo && plan.protocol == Protocol::Shootout {
                             // The shootout echo comes back as-is: it is the delivery.
-                            s.last_receipt = Instant::now();
-                            s.counts.received += 1;
-                            if tracks.entry(h.publisher).or_default().see(h.seq) != Seen::Duplicate
-                            {
-                                s.counts.delivered += 1;
-                                if h.measured {
-                                    s.counts.delivered_measured += 1;
-                                    stats::record(
-                                        &mut s.latency,
-                                        now.saturating_sub(h.intended_ns) / 1000,
-                                    );
-                                }
-                            }
+                            s.delivery(tracks.entry(h.publisher).or_default(), h, now);
                         } else if h.measured {
                             stats::record(&mut s.rtt, now.saturating_sub(h.intended_ns) / 1000);
                         }

@@ -158,15 +158,7 @@ pub fn parse(input: &str, next_id: &mut u64) -> Result<Composed, String> {
         }
         "cmd" => {
             need("a command name or number")?;
-            let (name, data) = args
-                .split_once(char::is_whitespace)
-                .map(|(n, d)| (n, d.trim()))
-                .unwrap_or((args, ""));
-            let data: Value = if data.is_empty() {
-                json!({})
-            } else {
-                serde_json::from_str(data).map_err(|e| format!("/cmd arguments: {e}"))?
-            };
+            let (name, data) = name_and_json(word, args)?;
             let number = builtin_number(name)
                 .or_else(|| name.parse().ok())
                 .ok_or_else(|| format!("/cmd: {name:?} is neither a built-in nor a number"))?;
@@ -185,15 +177,7 @@ pub fn parse(input: &str, next_id: &mut u64) -> Result<Composed, String> {
         }
         "json" => {
             need("a command name")?;
-            let (name, data) = args
-                .split_once(char::is_whitespace)
-                .map(|(n, d)| (n, d.trim()))
-                .unwrap_or((args, ""));
-            let data: Value = if data.is_empty() {
-                json!({})
-            } else {
-                serde_json::from_str(data).map_err(|e| format!("/json arguments: {e}"))?
-            };
+            let (name, data) = name_and_json(word, args)?;
             let rid = id();
             let text = json!({ "cmd": name, "seqno": rid, "data": data }).to_string();
             Composed {
@@ -223,6 +207,19 @@ pub fn parse(input: &str, next_id: &mut u64) -> Result<Composed, String> {
         }
         other => return Err(format!("unknown command /{other}; /help lists them")),
     })
+}
+
+/// `NAME [JSON]` of `/cmd` and `/json`: the name, and the arguments (`{}` when absent).
+fn name_and_json<'a>(word: &str, args: &'a str) -> Result<(&'a str, Value), String> {
+    let (name, data) = args
+        .split_once(char::is_whitespace)
+        .map(|(n, d)| (n, d.trim()))
+        .unwrap_or((args, ""));
+    if data.is_empty() {
+        return Ok((name, json!({})));
+    }
+    let data = serde_json::from_str(data).map_err(|e| format!("/{word} arguments: {e}"))?;
+    Ok((name, data))
 }
 
 /// A `SendMsg` from its protobuf JSON form (camelCase or snake_case names; `cmdData` base64).
