@@ -91,6 +91,113 @@ impl Drop for Redis {
     }
 }
 
+/// A real Redis Cluster: three `redis-server --cluster-enabled yes` masters on free loopback
+/// ports, joined with `redis-cli --cluster create`. Killed when dropped.
+pub struct RedisClusterProcs {
+    servers: Vec<Child>,
+    /// The masters' ports.
+    pub ports: Vec<u16>,
+    dir: PathBuf,
+}
+
+impl RedisClusterProcs {
+    /// Starts the three masters and creates the cluster; waits until every slot is served.
+    pub fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "wsp-redis-cluster-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        let mut servers = Vec::new();
+        let mut ports = Vec::new();
+        for _ in 0..3 {
+            let port = free_port();
+            let d = dir.join(port.to_string());
+            std::fs::create_dir_all(&d).unwrap();
+            let child = Command::new("redis-server")
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--cluster-enabled",
+                    "yes",
+                ])
+                .args([
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .current_dir(&d)
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("redis-server");
+            servers.push(child);
+            ports.push(port);
+        }
+        for &p in &ports {
+            let deadline = std::time::Instant::now() + WAIT;
+            while std::net::TcpStream::connect(("127.0.0.1", p)).is_err() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "redis-server did not start on {p}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let ok = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .status()
+            .expect("redis-cli (package redis-tools)");
+        assert!(ok.success(), "redis-cli --cluster create failed");
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let out = Command::new("redis-cli")
+                .args(["-p", &ports[0].to_string(), "cluster", "info"])
+                .output()
+                .unwrap();
+            if String::from_utf8_lossy(&out.stdout).contains("cluster_state:ok") {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the Redis Cluster never became ready"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Self {
+            servers,
+            ports,
+            dir,
+        }
+    }
+}
+
+impl Drop for RedisClusterProcs {
+    fn drop(&mut self) {
+        for s in &mut self.servers {
+            let _ = s.kill();
+            let _ = s.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A `wsp serve` child process, killed when dropped.
 pub struct Serve {
     /// The child process.

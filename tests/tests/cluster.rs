@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use wsp_tests::{Client, Redis, Serve};
+use wsp_tests::{Client, Redis, RedisClusterProcs, Serve};
 
 fn node(redis: &Redis, id: &str) -> Serve {
     Serve::start(&["--redis", &redis.url, "--server-id", id, "--node-ttl", "1s"])
@@ -269,4 +269,62 @@ async fn a_redis_restart_is_survived() {
             break;
         }
     }
+}
+
+#[tokio::test]
+async fn a_redis_cluster_with_sharded_pubsub_works() {
+    let rc = RedisClusterProcs::start();
+    let url = |i: usize| format!("redis://127.0.0.1:{}", rc.ports[i]);
+    let (u0, u1) = (url(0), url(1));
+    let a = Serve::start(&[
+        "--redis",
+        &u0,
+        "--redis-cluster",
+        "--server-id",
+        "ca",
+        "--node-ttl",
+        "1s",
+    ]);
+    let b = Serve::start(&[
+        "--redis",
+        &u1,
+        "--redis-cluster",
+        "--server-id",
+        "cb",
+        "--node-ttl",
+        "1s",
+    ]);
+    let mut a1 = Client::json(&a.ws("id=a1&uid=ua")).await;
+    let mut b1 = Client::json(&b.ws("id=b1&channel=news&uid=ub")).await;
+    let mut b2 = Client::json(&b.ws("id=b2&channel=sport")).await;
+    assert_eq!(a1.ok("client_count", json!({})).await, json!({"count": 3}));
+    assert_eq!(
+        a1.ok("send_to_channel", json!({"channel": "news", "data": "n"}))
+            .await["delivered"],
+        1
+    );
+    assert_eq!(data(&b1.recv_json().await), "n");
+    assert_eq!(
+        a1.ok("send_to_uid", json!({"uid": "ub", "data": "u"}))
+            .await["delivered"],
+        1
+    );
+    assert_eq!(data(&b1.recv_json().await), "u");
+    assert_eq!(
+        b2.ok("send_to_client", json!({"client_id": "a1", "data": "c"}))
+            .await["delivered"],
+        1
+    );
+    assert_eq!(data(&a1.recv_json().await), "c");
+    assert_eq!(
+        a1.ok("send_to_all", json!({"data": "all"})).await["delivered"],
+        3
+    );
+    for cl in [&mut a1, &mut b1, &mut b2] {
+        assert_eq!(data(&cl.recv_json().await), "all");
+    }
+    assert_eq!(
+        a1.ok("all_channels", json!({})).await,
+        json!({"channels": ["news", "sport"]})
+    );
 }

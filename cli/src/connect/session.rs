@@ -305,7 +305,7 @@ async fn pump(
                     let _ = ev.send(Event::Frame(r)).await;
                 }
             }
-            _ = ping.tick() => {
+            _ = ping.tick(), if !we_closed => {
                 let stamp = (started.elapsed().as_micros() as u64).to_be_bytes().to_vec();
                 if sink.send(Message::Ping(stamp.into())).await.is_err() {
                     return Pump::Lost("ping failed".into());
