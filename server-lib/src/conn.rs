@@ -315,15 +315,15 @@ async fn dispatch(
     session: &Session,
     cmd: Command,
 ) {
+    let to = cmd.reply_to();
     let ctx = Context {
         hub: hub.clone(),
         client: client.clone(),
         session: session.clone(),
-        command: cmd.clone(),
+        command: cmd,
     };
     let reply: Reply = app.dispatch(ctx).await;
     if !reply.silent {
-        let frame = reply.encode(cmd.format, &cmd, client.id(), &hub.config().server_id);
-        client.send(frame);
+        client.send(reply.encode(&to, client.id(), &hub.config().server_id));
     }
 }

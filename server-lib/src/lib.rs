@@ -62,6 +62,6 @@ pub use frame::Frame;
 pub use hub::{Hub, WeakHub};
 pub use outbox::Pushed;
 pub use presence::{Answer, Delivery, Info, PresenceEvent, Query, Route};
-pub use protocol::{Command, Format, Reply};
+pub use protocol::{Command, Format, Reply, ReplyTo};
 pub use registry::Registry;
 pub use server::Server;

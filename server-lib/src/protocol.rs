@@ -149,22 +149,22 @@ impl Reply {
         }
     }
 
-    /// Encodes this reply to request `cmd`/`seqno` in `format`.
-    pub fn encode(&self, format: Format, cmd: &Command, to_client: &str, server_id: &str) -> Frame {
-        match format {
+    /// Encodes this reply to the request `to` in the request's format.
+    pub fn encode(&self, to: &ReplyTo, to_client: &str, server_id: &str) -> Frame {
+        match to.format {
             Format::Json => Frame::json(&JsonReply {
-                cmd: cmd.name.clone(),
-                seqno: cmd.seqno.clone(),
+                cmd: to.name.clone(),
+                seqno: to.seqno.clone(),
                 status: self.status,
                 msg: self.msg.clone(),
                 data: self.data.clone(),
             }),
             Format::Proto => Frame::sendmsg(&SendMsg {
-                cmd: cmd.number,
+                cmd: to.number,
                 timestamp: now_ms(),
                 to_client_id: to_client.into(),
                 status: self.status,
-                local_id: cmd.seqno.as_str().unwrap_or_default().into(),
+                local_id: to.seqno.as_str().unwrap_or_default().into(),
                 server_id: server_id.into(),
                 msg: if self.data.is_null() {
                     String::new()
@@ -176,6 +176,20 @@ impl Reply {
             }),
         }
     }
+}
+
+/// What a reply needs of its request (kept apart so the request itself can move into the
+/// handler without a copy).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplyTo {
+    /// Command name (JSON replies).
+    pub name: String,
+    /// Command number (protobuf replies).
+    pub number: i32,
+    /// `seqno` / `localId` to echo.
+    pub seqno: Value,
+    /// Reply format.
+    pub format: Format,
 }
 
 /// A decoded request, in either format: what middleware and handlers see.
@@ -228,6 +242,16 @@ impl Command {
             sendmsg: Some(msg),
             format: Format::Proto,
         })
+    }
+
+    /// What the reply to this request needs.
+    pub fn reply_to(&self) -> ReplyTo {
+        ReplyTo {
+            name: self.name.clone(),
+            number: self.number,
+            seqno: self.seqno.clone(),
+            format: self.format,
+        }
     }
 
     /// The payload of a `send_*` command: protobuf `cmdData` when non-empty, else `data.data`.
