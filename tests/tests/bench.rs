@@ -201,3 +201,68 @@ fn bad_flags_are_explained() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("needs --url"));
 }
+
+#[test]
+fn worker_processes_merge_their_results() {
+    let (out, r) = bench(
+        &[
+            "-c",
+            "40",
+            "-p",
+            "2",
+            "-r",
+            "100",
+            "-d",
+            "2s",
+            "--warmup",
+            "500ms",
+            "--workers",
+            "2",
+        ],
+        &tmp("workers.json"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(r["config"]["workers"], 2);
+    assert_eq!(
+        r["connections"]["established"], 42,
+        "40 subscribers + 2 publishers over 2 processes"
+    );
+    assert_eq!(r["delivered"], r["expected"]);
+    assert_eq!(
+        r["expected"].as_u64().unwrap(),
+        r["sent"].as_u64().unwrap() * 40
+    );
+    assert!(
+        r["latency_ms"]["count"].as_u64().unwrap() > 0,
+        "histograms from both workers: {r}"
+    );
+}
+
+#[test]
+fn an_unreachable_server_is_named_with_what_to_do() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("ws://127.0.0.1:{port}/ws");
+    let (out, r) = bench(
+        &[
+            "--url", &url, "-c", "5", "-d", "1s", "--warmup", "200ms", "--drain", "200ms",
+        ],
+        &tmp("refused.json"),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(r["connections"]["failed"], 6);
+    assert!(
+        r["errors"][0][0]
+            .as_str()
+            .unwrap()
+            .contains("connection refused: is the server running"),
+        "{r}"
+    );
+}

@@ -97,6 +97,15 @@ pub fn draw(f: &mut Frame, s: &Snapshot) {
         Line::from(format!("sent        {}", c.sent)),
         Line::from(format!("delivered   {}", c.delivered)),
         Line::from(format!("rate        {:.0} deliveries/s", s.rate)),
+        Line::from(if c.recent_p99_us > 0 {
+            format!(
+                "latency     p50 {:.2} ms · p99 {:.2} ms (last second)",
+                c.recent_p50_us as f64 / 1000.0,
+                c.recent_p99_us as f64 / 1000.0
+            )
+        } else {
+            "latency     –".to_string()
+        }),
     ];
     f.render_widget(
         Paragraph::new(body).block(Block::bordered().title(" live ")),
@@ -136,7 +145,7 @@ impl View {
             match Terminal::with_options(
                 backend,
                 TerminalOptions {
-                    viewport: Viewport::Inline(8),
+                    viewport: Viewport::Inline(9),
                 },
             ) {
                 Ok(t) => Mode::Tui(t),
@@ -196,8 +205,13 @@ impl View {
                     ),
                     Phase::Draining => "draining".to_string(),
                 };
+                let p99 = if c.recent_p99_us > 0 {
+                    format!(" · p99 {:.1} ms", c.recent_p99_us as f64 / 1000.0)
+                } else {
+                    String::new()
+                };
                 eprintln!(
-                    "[{:>5.1}s] {phase}: {}/{} connected ({} failed) · {} sent · {} delivered · {:.0}/s",
+                    "[{:>5.1}s] {phase}: {}/{} connected ({} failed) · {} sent · {} delivered · {:.0}/s{p99}",
                     elapsed.as_secs_f64(),
                     c.connected,
                     snap.target,
@@ -228,7 +242,7 @@ mod tests {
 
     #[test]
     fn live_view_shows_connections_phase_and_counts() {
-        let mut t = Terminal::new(TestBackend::new(70, 8)).unwrap();
+        let mut t = Terminal::new(TestBackend::new(70, 9)).unwrap();
         let snap = Snapshot {
             phase: Phase::Publishing(Duration::from_secs(3)),
             target: 10,
@@ -236,6 +250,8 @@ mod tests {
                 connected: 10,
                 sent: 300,
                 delivered: 3000,
+                recent_p50_us: 1500,
+                recent_p99_us: 4250,
                 ..Counts::default()
             },
             rate: 1000.0,
@@ -258,5 +274,6 @@ mod tests {
         assert!(text.contains("publishing 3.0s / 10.0s"), "{text}");
         assert!(text.contains("delivered   3000"), "{text}");
         assert!(text.contains("1000 deliveries/s"), "{text}");
+        assert!(text.contains("p50 1.50 ms · p99 4.25 ms"), "{text}");
     }
 }

@@ -101,6 +101,12 @@ pub struct Counts {
     pub connect_failed: u64,
     /// Connections the server closed or reset before the end.
     pub dropped: u64,
+    /// Live view only: median latency over the last second (µs).
+    #[serde(default)]
+    pub recent_p50_us: u64,
+    /// Live view only: 99th percentile latency over the last second (µs).
+    #[serde(default)]
+    pub recent_p99_us: u64,
 }
 
 impl Counts {
@@ -117,6 +123,9 @@ impl Counts {
         self.connected += o.connected;
         self.connect_failed += o.connect_failed;
         self.dropped += o.dropped;
+        // Percentiles do not add up: show the worst thread's.
+        self.recent_p50_us = self.recent_p50_us.max(o.recent_p50_us);
+        self.recent_p99_us = self.recent_p99_us.max(o.recent_p99_us);
     }
 }
 

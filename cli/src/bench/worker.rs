@@ -37,6 +37,10 @@ pub struct Live {
     pub delivered: AtomicU64,
     /// Connections lost before the end.
     pub dropped: AtomicU64,
+    /// Latency over the last second, median (µs).
+    pub recent_p50_us: AtomicU64,
+    /// Latency over the last second, 99th percentile (µs).
+    pub recent_p99_us: AtomicU64,
 }
 
 impl Live {
@@ -48,6 +52,8 @@ impl Live {
             sent: self.sent.load(Ordering::Relaxed),
             delivered: self.delivered.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
+            recent_p50_us: self.recent_p50_us.load(Ordering::Relaxed),
+            recent_p99_us: self.recent_p99_us.load(Ordering::Relaxed),
             ..Counts::default()
         }
     }
@@ -59,6 +65,8 @@ impl Live {
         self.sent.store(c.sent, Ordering::Relaxed);
         self.delivered.store(c.delivered, Ordering::Relaxed);
         self.dropped.store(c.dropped, Ordering::Relaxed);
+        self.recent_p50_us.store(c.recent_p50_us, Ordering::Relaxed);
+        self.recent_p99_us.store(c.recent_p99_us, Ordering::Relaxed);
     }
 
     fn add(&self, d: &Counts) {
@@ -122,6 +130,9 @@ struct ThreadStats {
     connect: Histogram<u64>,
     errors: HashMap<String, u64>,
     last_receipt: Instant,
+    /// Latencies since the last live update (the live view's "last second").
+    recent: Histogram<u64>,
+    flushes: u64,
 }
 
 impl ThreadStats {
@@ -148,12 +159,11 @@ impl ThreadStats {
                     self.counts.out_of_order += 1;
                 }
                 self.counts.delivered += 1;
+                let us = now_ns.saturating_sub(h.intended_ns) / 1000;
+                stats::record(&mut self.recent, us);
                 if h.measured {
                     self.counts.delivered_measured += 1;
-                    stats::record(
-                        &mut self.latency,
-                        now_ns.saturating_sub(h.intended_ns) / 1000,
-                    );
+                    stats::record(&mut self.latency, us);
                 }
             }
         }
@@ -171,6 +181,15 @@ impl ThreadStats {
             ..Counts::default()
         });
         self.flushed = self.counts.clone();
+        // Every second: this thread's recent percentiles for the live view.
+        self.flushes += 1;
+        if self.flushes % 10 == 0 && !self.recent.is_empty() {
+            live.recent_p50_us
+                .store(self.recent.value_at_quantile(0.5), Ordering::Relaxed);
+            live.recent_p99_us
+                .store(self.recent.value_at_quantile(0.99), Ordering::Relaxed);
+            self.recent.reset();
+        }
     }
 }
 
@@ -308,6 +327,8 @@ async fn thread_run(
         connect: stats::histogram(),
         errors: HashMap::new(),
         last_receipt: Instant::now(),
+        recent: stats::histogram(),
+        flushes: 0,
     }));
 
     // This thread's clients: receivers i with i % threads == t, then publishers likewise.
