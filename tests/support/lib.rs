@@ -63,14 +63,7 @@ impl Redis {
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server not found: install it (apt-get install redis-server) or run scripts/setup");
-        let deadline = std::time::Instant::now() + WAIT;
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "redis-server did not start on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for_port(port, "redis-server");
         Redis {
             child,
             port,
@@ -139,14 +132,7 @@ impl RedisClusterProcs {
             ports.push(port);
         }
         for &p in &ports {
-            let deadline = std::time::Instant::now() + WAIT;
-            while std::net::TcpStream::connect(("127.0.0.1", p)).is_err() {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "redis-server did not start on {p}"
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            wait_for_port(p, "redis-server");
         }
         let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
         let ok = Command::new("redis-cli")
@@ -187,6 +173,18 @@ impl Drop for RedisClusterProcs {
             let _ = s.wait();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Waits (at most [`WAIT`]) until something accepts connections on loopback `port`.
+fn wait_for_port(port: u16, what: &str) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} did not start on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
