@@ -162,7 +162,11 @@ pub fn main(args: ConnectArgs) -> anyhow::Result<ExitCode> {
             let mut guard = tui::TerminalGuard::new()?;
             let mut app = app::App::new(url, decoder);
             let keys = crossterm::event::EventStream::new();
-            tui::run(&mut guard.terminal, &mut app, keys, events, out).await?;
+            // SIGTERM/SIGINT end the loop like Ctrl-C does, so the guard restores the terminal.
+            tokio::select! {
+                r = tui::run(&mut guard.terminal, &mut app, keys, events, out) => r?,
+                _ = crate::sys::shutdown_signal() => {}
+            }
             Ok(ExitCode::SUCCESS)
         } else {
             let opts = pipe::PipeOptions {
