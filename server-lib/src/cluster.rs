@@ -30,4 +30,7 @@ pub trait Cluster: Send + Sync + 'static {
     fn query(&self, query: Query) -> BoxFuture<'_, Result<Answer>>;
     /// Reserves a client id cluster-wide; `false` when another node holds it.
     fn claim_id(&self, client_id: &str) -> BoxFuture<'_, Result<bool>>;
+
+    /// A short status for `/healthz`: the backend's name and whether it is reachable now.
+    fn status(&self) -> (&'static str, bool);
 }

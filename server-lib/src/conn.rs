@@ -28,7 +28,7 @@ use crate::protocol::{
 };
 
 /// What the handshake asked for.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub(crate) struct Join {
     pub uid: Option<String>,
     pub channels: Vec<String>,

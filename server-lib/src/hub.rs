@@ -73,6 +73,11 @@ impl Hub {
         &self.inner.config
     }
 
+    /// The cluster backend's name and whether it is reachable, in cluster mode.
+    pub fn cluster_status(&self) -> Option<(&'static str, bool)> {
+        self.inner.cluster.as_ref().map(|c| c.status())
+    }
+
     /// The local registry (clients of this node only).
     pub fn registry(&self) -> &Registry {
         &self.inner.registry

@@ -113,6 +113,7 @@ async fn healthz(State(server): State<Server>) -> impl IntoResponse {
         "connections": server.connections.load(Ordering::Relaxed),
         "dropped_frames": hub.dropped_frames(),
         "echo": hub.config().echo,
+        "cluster": hub.cluster_status().map(|(backend, connected)| json!({ "backend": backend, "connected": connected })),
     }))
 }
 
@@ -217,12 +218,6 @@ struct ConnectParams {
     id: Option<String>,
     join: Join,
     protocol: Option<String>,
-}
-
-impl PartialEq for Join {
-    fn eq(&self, other: &Self) -> bool {
-        self.uid == other.uid && self.channels == other.channels && self.format == other.format
-    }
 }
 
 const MAX_ID_LEN: usize = 128;

@@ -84,6 +84,14 @@ async fn every_send_and_presence_api_works_across_three_nodes() {
         cl.expect_silence(Duration::from_millis(200)).await;
     }
 
+    let h = a.healthz().await;
+    assert_eq!(
+        h["cluster"],
+        json!({"backend": "redis", "connected": true}),
+        "{h}"
+    );
+    assert_eq!(h["clients"], 1, "healthz counts this node's clients");
+
     // Presence, asked on node A about all nodes.
     let q = &mut a1;
     assert_eq!(q.ok("client_count", json!({})).await, json!({"count": 3}));

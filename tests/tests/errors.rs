@@ -166,4 +166,5 @@ async fn healthz_reports_clients() {
     let h = s.healthz().await;
     assert_eq!(h["status"], "ok");
     assert_eq!(h["clients"], 1);
+    assert_eq!(h["cluster"], serde_json::Value::Null);
 }

@@ -652,6 +652,10 @@ async fn apply_remote_event(hub: &Hub, event: PresenceEvent) {
 }
 
 impl Cluster for RedisCluster {
+    fn status(&self) -> (&'static str, bool) {
+        ("redis", self.online().is_ok())
+    }
+
     fn publish(&self, route: Route, delivery: Delivery) -> BoxFuture<'_, crate::Result<usize>> {
         Box::pin(async move {
             let local_fallback = matches!(route, Route::Channels(_) | Route::All | Route::Uid(_));
