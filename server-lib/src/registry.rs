@@ -45,6 +45,22 @@ pub struct Delivered {
     pub missed: usize,
 }
 
+impl Delivered {
+    /// Queues `delivery` for one client and counts the outcome.
+    fn push(&mut self, h: &ClientHandle, delivery: &Delivery) {
+        match delivery {
+            Delivery::Frame(f) => match h.send(f.clone()) {
+                Pushed::Queued => self.queued += 1,
+                Pushed::Dropped | Pushed::Closed => self.missed += 1,
+            },
+            Delivery::Close(c) => {
+                h.close(c.clone());
+                self.queued += 1;
+            }
+        }
+    }
+}
+
 /// The clients connected to this node and their uid, channels and info.
 #[derive(Default)]
 pub struct Registry {
@@ -179,16 +195,7 @@ impl Registry {
     /// Queues `delivery` for every local client on `route`.
     pub fn deliver(&self, route: &Route, delivery: &Delivery) -> Delivered {
         let mut out = Delivered::default();
-        let mut push = |h: &ClientHandle| match delivery {
-            Delivery::Frame(f) => match h.send(f.clone()) {
-                Pushed::Queued => out.queued += 1,
-                Pushed::Dropped | Pushed::Closed => out.missed += 1,
-            },
-            Delivery::Close(c) => {
-                h.close(c.clone());
-                out.queued += 1;
-            }
-        };
+        let mut push = |h: &ClientHandle| out.push(h, delivery);
         match route {
             Route::Client(id) => {
                 if let Some(h) = self.handle(id) {
@@ -245,9 +252,7 @@ impl Registry {
             return out;
         };
         for h in snap.iter().filter(|h| !self.in_any(h.id(), except)) {
-            let d = self.deliver(&Route::Client(h.id().to_string()), delivery);
-            out.queued += d.queued;
-            out.missed += d.missed;
+            out.push(h, delivery);
         }
         out
     }

@@ -396,7 +396,7 @@ impl RedisCluster {
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             };
             let Some(hub) = self.hub() else { return };
-            let Some(bytes) = msg.value.as_bytes().map(Bytes::copy_from_slice) else {
+            let Some(bytes) = msg.value.into_bytes() else {
                 continue;
             };
             let (header, delivery) = match envelope::decode(&bytes) {
@@ -450,9 +450,6 @@ impl RedisCluster {
         self.online()?;
         match &route {
             Route::Client(id) => {
-                if local > 0 {
-                    return Ok(local);
-                }
                 let owner: Option<String> = self
                     .client
                     .hget(self.key("clients"), id.as_str())
