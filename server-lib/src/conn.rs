@@ -53,7 +53,7 @@ pub(crate) async fn run(
     client: ClientHandle,
     join: Join,
 ) {
-    let cfg = hub.config().clone();
+    let cfg = hub.config();
     let id = client.id().to_string();
     let session = Session::default();
     if !cfg.echo {
