@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use crate::close::Close;
 use crate::config::SlowPolicy;
-use crate::frame::Frame;
-use crate::outbox::{Outbox, Pushed};
+use crate::frame::{Frame, Kind};
+use crate::outbox::{Item, Outbox, Pushed};
+use crate::stream::MessageWriter;
 
 /// A cheap, clonable reference to a connected client: its id and its outbound queue.
 #[derive(Clone)]
@@ -35,7 +36,26 @@ impl ClientHandle {
 
     /// Queues a frame for this client without waiting.
     pub fn send(&self, frame: Frame) -> Pushed {
-        self.0.outbox.push(frame)
+        self.0.outbox.push(Item::Frame(frame))
+    }
+
+    /// Queues the JSON encoding of any `Serialize` value as a text frame (gows' `WriteJSON`);
+    /// the serializer's error when it cannot be encoded.
+    pub fn send_json(&self, value: &impl serde::Serialize) -> serde_json::Result<Pushed> {
+        Ok(self.send(Frame::try_json(value)?))
+    }
+
+    /// Starts one message sent in parts (gows' `NextWriter`): each
+    /// [`MessageWriter::write`] goes out as a continuation frame, and nothing else is written
+    /// to this client until [`MessageWriter::close`] ends the message. The writer takes one
+    /// slot of the client's queue; a full queue applies the slow-reader policy as for any
+    /// frame, and the writer then fails with [`crate::Error::ClientGone`].
+    pub fn message_writer(&self, kind: Kind) -> crate::Result<MessageWriter> {
+        let (writer, rx) = MessageWriter::new(self.id(), kind);
+        match self.0.outbox.push(Item::Stream(rx)) {
+            Pushed::Queued => Ok(writer),
+            _ => Err(crate::Error::ClientGone(self.id().to_string())),
+        }
     }
 
     /// Asks the client's connection to close with `close` (frames still queued are discarded).

@@ -8,7 +8,7 @@ use crate::app::Context;
 use crate::close::{code, Close};
 use crate::frame::Frame;
 use crate::presence::{Info, Route};
-use crate::protocol::{now_ms, status, Format, JsonReply, Payload, Reply, RESERVED};
+use crate::protocol::{is_addressed, now_ms, status, Format, JsonReply, Payload, Reply, RESERVED};
 
 type Outcome = Result<Reply, Reply>;
 
@@ -206,11 +206,11 @@ async fn run(ctx: Context, has_message_hooks: bool) -> Outcome {
     }
 }
 
-/// A protobuf application frame with `toClientId` or `channel` is routed; otherwise, with no
-/// handler and no message hook, the command is unknown.
+/// A protobuf frame with `toClientId` or `channel` is routed (whatever its `cmd`); otherwise an
+/// application frame with no handler and no message hook is unknown.
 async fn route_or_unknown(ctx: &Context, has_message_hooks: bool) -> Outcome {
     let msg = match ctx.sendmsg() {
-        Some(m) if !RESERVED.contains(&m.cmd) => m,
+        Some(m) if is_addressed(m) || !RESERVED.contains(&m.cmd) => m,
         _ => {
             return Err(Reply::error(
                 status::NOT_FOUND,

@@ -67,9 +67,17 @@ pub struct ServerConfig {
     /// This node's id, stamped in `server_id` of welcome frames and prefixed to generated
     /// client ids. Default: random.
     pub server_id: String,
+    /// Negotiate permessage-deflate (RFC 7692) with clients that offer it. Default: off
+    /// (gows' `UseFlate` is opt-in too): compression costs CPU for every message big enough.
+    pub compression: bool,
+    /// With compression on, messages smaller than this go uncompressed (gows'
+    /// `SetMinCompressSize`). Default: 512 bytes.
+    pub compression_min_size: usize,
+    /// zlib compression level, 1 (fastest) to 9 (smallest). Default: 1.
+    pub compression_level: u32,
     /// Read buffer of each connection. Small on purpose: an idle connection costs little, and
-    /// a bigger frame grows it to the frame's size (tungstenite reserves
-    /// the whole frame once its header is read). Default: 1 KiB.
+    /// a bigger frame grows it to the frame's size (the whole frame is reserved once its header
+    /// is read, up to `max_message_size`). Default: 1 KiB.
     pub read_buffer_size: usize,
 }
 
@@ -90,6 +98,9 @@ impl Default for ServerConfig {
             subprotocol_ids: true,
             server_id: random_server_id(),
             read_buffer_size: 1024,
+            compression: false,
+            compression_min_size: 512,
+            compression_level: 1,
         }
     }
 }
@@ -130,6 +141,12 @@ impl ServerConfig {
         server_id: String,
         /// Sets [`Self::read_buffer_size`].
         read_buffer_size: usize,
+        /// Sets [`Self::compression`].
+        compression: bool,
+        /// Sets [`Self::compression_min_size`].
+        compression_min_size: usize,
+        /// Sets [`Self::compression_level`].
+        compression_level: u32,
     }
 
     /// Checks that every value is in range; the error names the field and what to do.
@@ -149,6 +166,9 @@ impl ServerConfig {
         }
         if self.heartbeat_timeout <= self.ping_interval {
             return bad("heartbeat_timeout must be longer than ping_interval, or every client is closed between two pings");
+        }
+        if !(1..=9).contains(&self.compression_level) {
+            return bad("compression_level must be 1 (fastest) to 9 (smallest)");
         }
         if self.server_id.is_empty() || self.server_id.contains(char::is_whitespace) {
             return bad("server_id must be non-empty and without spaces");

@@ -10,22 +10,26 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::{SinkExt, StreamExt};
+use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::time::{timeout, Instant};
-use tokio_tungstenite::tungstenite;
 use wsp_proto::{Message as _, SendMsg};
 
 use crate::app::{App, Context, Session};
 use crate::client::ClientHandle;
 use crate::close::{code, Close};
-use crate::frame::Frame;
+use crate::frame::{Frame, Kind};
 use crate::hub::Hub;
-use crate::outbox::Batch;
+use crate::outbox::{Batch, Item};
 use crate::protocol::{
     now_ms, status, Command, Format, JsonReply, JsonRequest, Reply, CMD_ERROR, CMD_WELCOME,
 };
+use crate::stream::{Part, StreamRx};
+use crate::ws::frame_head::{OP_BINARY, OP_CONTINUE, OP_TEXT};
+use crate::ws::{write, Message, Role, WebSocket};
+
+/// A server connection: the upgraded HTTP socket.
+pub(crate) type Socket = WebSocket<TokioIo<hyper::upgrade::Upgraded>>;
 
 /// What the handshake asked for.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -39,20 +43,21 @@ pub(crate) struct Join {
 enum End {
     /// We close with this code (and wait for the peer's reply).
     Close(Close),
-    /// The peer sent a close frame (tungstenite queued our reply).
-    PeerClosed,
+    /// The peer sent a close frame; we answer with this code.
+    PeerClosed(Option<u16>),
     /// The socket is gone (reset, EOF, write failure): nothing more to send.
     Gone,
 }
 
+/// A message being streamed to the client (boxed: rare).
+struct Streaming {
+    rx: StreamRx,
+    /// No frame of it written yet (the first carries the opcode).
+    first: bool,
+}
+
 /// Runs a registered connection until it ends, then removes it from the pool.
-pub(crate) async fn run(
-    mut ws: WebSocket,
-    hub: Hub,
-    app: Arc<App>,
-    client: ClientHandle,
-    join: Join,
-) {
+pub(crate) async fn run(mut ws: Socket, hub: Hub, app: Arc<App>, client: ClientHandle, join: Join) {
     let cfg = hub.config();
     let id = client.id().to_string();
     let session = Session::default();
@@ -61,42 +66,60 @@ pub(crate) async fn run(
         // state, and an idle connection should pay only for the small waiting state.
         Box::pin(open(&hub, &app, &client, &join)).await;
     }
-    tracing::debug!(client_id = %id, "connected");
+    tracing::debug!(client_id = %id, compressed = ws.deflate().is_some(), "connected");
 
-    let mut batch = VecDeque::new();
+    let mut batch: VecDeque<Item> = VecDeque::new();
+    let mut streaming: Option<Box<Streaming>> = None;
     let mut last_seen = Instant::now();
     // One timer for the connection's life, reset after each ping (not a new one per frame).
     let ping = tokio::time::sleep(cfg.ping_interval);
     tokio::pin!(ping);
     let end = loop {
         tokio::select! {
-            b = client.outbox().next(&mut batch) => match b {
+            b = client.outbox().next(&mut batch), if streaming.is_none() => match b {
                 Batch::Close(close) => break End::Close(close),
                 Batch::Frames => {
-                    if let Err(e) = Box::pin(write_batch(&mut ws, &mut batch, cfg.write_timeout)).await {
+                    streaming = queue_batch(&mut ws, &mut batch);
+                    if let Err(e) = Box::pin(flush(&mut ws, cfg.write_timeout)).await {
                         app.errored(&hub, &id, &e);
                         break End::Gone;
                     }
                 }
             },
-            msg = ws.next() => {
+            part = next_part(&mut streaming) => {
+                match stream_part(&mut ws, &mut streaming, &mut batch, part) {
+                    Ok(()) => {}
+                    Err(close) => break End::Close(close),
+                }
+                if let Err(e) = Box::pin(flush(&mut ws, cfg.write_timeout)).await {
+                    app.errored(&hub, &id, &e);
+                    break End::Gone;
+                }
+            },
+            msg = ws.read() => {
                 let msg = match msg {
                     None => break End::Gone,
-                    Some(Err(e)) => match classify(e, cfg.max_message_size) {
-                        Some(close) => {
-                            app.errored(&hub, &id, &close.reason);
-                            break End::Close(close);
+                    Some(Err(e)) => match e.close_code() {
+                        Some(c) => {
+                            app.errored(&hub, &id, &e.to_string());
+                            break End::Close(Close::new(c, e.to_string()));
                         }
                         None => break End::Gone,
                     },
-                    Some(Ok(m)) => m,
+                    Some(Ok(m)) => m.message,
                 };
                 last_seen = Instant::now();
                 match msg {
-                    Message::Close(_) => break End::PeerClosed,
-                    Message::Ping(_) | Message::Pong(_) => {}
-                    Message::Text(t) if cfg.echo => { client.send(Frame::Text(t)); }
-                    Message::Binary(b) if cfg.echo => { client.send(Frame::Binary(b)); }
+                    Message::Close(c) => break End::PeerClosed(c.map(|c| c.code.into())),
+                    Message::Ping(p) => {
+                        ws.queue_message(&Message::Pong(p));
+                        if Box::pin(flush(&mut ws, cfg.write_timeout)).await.is_err() {
+                            break End::Gone;
+                        }
+                    }
+                    Message::Pong(_) | Message::Frame(_) => {}
+                    Message::Text(t) if cfg.echo => { client.send(Frame::text(t.as_str())); }
+                    Message::Binary(b) if cfg.echo => { client.send(Frame::binary(b)); }
                     // An empty data frame is a heartbeat (wsrv).
                     Message::Text(t) if t.as_str().is_empty() => {}
                     Message::Binary(b) if b.is_empty() => {}
@@ -109,8 +132,8 @@ pub(crate) async fn run(
                     break End::Close(Close::heartbeat_timeout(cfg.heartbeat_timeout.as_secs()));
                 }
                 ping.as_mut().reset(Instant::now() + cfg.ping_interval);
-                let sent = Box::pin(timeout(cfg.write_timeout, ws.send(Message::Ping(bytes::Bytes::new())))).await;
-                if !matches!(sent, Ok(Ok(()))) {
+                ws.queue_message(&Message::Ping(bytes::Bytes::new()));
+                if Box::pin(flush(&mut ws, cfg.write_timeout)).await.is_err() {
                     break End::Gone;
                 }
             }
@@ -118,6 +141,59 @@ pub(crate) async fn run(
     };
 
     Box::pin(finish(ws, &hub, &app, &id, end)).await;
+}
+
+/// Queues the batch's frames up to the first streamed message, which it returns (the rest of
+/// the batch waits for that message to end).
+fn queue_batch(ws: &mut Socket, batch: &mut VecDeque<Item>) -> Option<Box<Streaming>> {
+    while let Some(item) = batch.pop_front() {
+        match item {
+            Item::Frame(f) => ws.queue_frame(&f),
+            Item::Stream(rx) => return Some(Box::new(Streaming { rx, first: true })),
+        }
+    }
+    None
+}
+
+/// The next part of the message being streamed; never ready when there is none.
+async fn next_part(streaming: &mut Option<Box<Streaming>>) -> Option<Part> {
+    match streaming {
+        Some(s) => s.rx.rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Queues one part of a streamed message; at its end, goes on with the rest of the batch.
+fn stream_part(
+    ws: &mut Socket,
+    streaming: &mut Option<Box<Streaming>>,
+    batch: &mut VecDeque<Item>,
+    part: Option<Part>,
+) -> Result<(), Close> {
+    let s = streaming
+        .as_mut()
+        .expect("a part comes only while streaming");
+    let opcode = match (s.first, s.rx.kind) {
+        (false, _) => OP_CONTINUE,
+        (true, Kind::Text) => OP_TEXT,
+        (true, Kind::Binary) => OP_BINARY,
+    };
+    match part {
+        Some(Part::Data(data)) => {
+            s.first = false;
+            ws.queue_wire(write::frame(Role::Server, opcode, &data, false, false));
+            Ok(())
+        }
+        Some(Part::End) => {
+            ws.queue_wire(write::frame(Role::Server, opcode, &[], true, false));
+            *streaming = queue_batch(ws, batch);
+            Ok(())
+        }
+        None => Err(Close::new(
+            code::INTERNAL_ERROR,
+            "message writer dropped before the message ended",
+        )),
+    }
 }
 
 /// Applies the handshake's uid and channels, queues the welcome frames, calls `on_open`.
@@ -137,7 +213,7 @@ async fn open(hub: &Hub, app: &App, client: &ClientHandle, join: &Join) {
 }
 
 /// Leaves the pool, completes the close handshake, calls `on_close`.
-async fn finish(mut ws: WebSocket, hub: &Hub, app: &App, id: &str, end: End) {
+async fn finish(mut ws: Socket, hub: &Hub, app: &App, id: &str, end: End) {
     let cfg = hub.config();
     // Leave the pool first: nothing more is queued for a closing connection.
     hub.unregister(id).await;
@@ -146,9 +222,17 @@ async fn finish(mut ws: WebSocket, hub: &Hub, app: &App, id: &str, end: End) {
             tracing::debug!(client_id = %id, code = close.code, reason = %close.reason, "closing");
             close_handshake(&mut ws, close, cfg.close_timeout).await;
         }
-        End::PeerClosed => {
-            // Sends the close reply tungstenite queued, then ends the stream.
-            let _ = timeout(cfg.close_timeout, ws.close()).await;
+        End::PeerClosed(code) => {
+            // Echo the peer's code (RFC 6455 §5.5.1), then end the stream.
+            match code {
+                Some(c) => ws.queue_close(c, ""),
+                None => ws.queue_message(&Message::Close(None)),
+            }
+            let _ = timeout(cfg.close_timeout, async {
+                let _ = ws.flush().await;
+                let _ = ws.shutdown().await;
+            })
+            .await;
         }
         End::Gone => {}
     }
@@ -158,22 +242,12 @@ async fn finish(mut ws: WebSocket, hub: &Hub, app: &App, id: &str, end: End) {
     tracing::debug!(client_id = %id, "disconnected");
 }
 
-async fn write_batch(
-    ws: &mut WebSocket,
-    batch: &mut VecDeque<Frame>,
-    limit: Duration,
-) -> Result<(), String> {
+/// Writes what is queued. Almost every batch fits in the socket buffer at once: try without
+/// arming a timer (a timer per batch per client is measurable in a broadcast), and bound the
+/// wait only when the socket is full.
+async fn flush(ws: &mut Socket, limit: Duration) -> Result<(), String> {
     let result = {
-        let write = async {
-            while let Some(frame) = batch.pop_front() {
-                ws.feed(frame.into()).await?;
-            }
-            ws.flush().await
-        };
-        let mut write = std::pin::pin!(write);
-        // Almost every batch fits in the socket buffer at once: try without arming a timer (a
-        // timer per batch per client is measurable in a broadcast), and bound the wait only
-        // when the socket is full.
+        let mut write = std::pin::pin!(ws.flush());
         match futures_util::FutureExt::now_or_never(&mut write) {
             Some(r) => Ok(r),
             None => timeout(limit, write).await,
@@ -181,57 +255,28 @@ async fn write_batch(
     };
     match result {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => {
-            batch.clear();
-            Err(format!("write failed: {e}"))
-        }
-        Err(_) => {
-            batch.clear();
-            Err(format!(
-                "write timed out after {limit:?}: the peer stopped reading"
-            ))
-        }
+        Ok(Err(e)) => Err(format!("write failed: {e}")),
+        Err(_) => Err(format!(
+            "write timed out after {limit:?}: the peer stopped reading"
+        )),
     }
 }
 
 /// Sends our close frame, then waits (bounded) for the peer's.
-async fn close_handshake(ws: &mut WebSocket, close: Close, limit: Duration) {
-    let frame = Message::Close(Some(CloseFrame {
-        code: close.code,
-        reason: close.reason.into(),
-    }));
+async fn close_handshake(ws: &mut Socket, close: Close, limit: Duration) {
+    ws.queue_close(close.code, &close.reason);
     let _ = timeout(limit, async {
-        if ws.send(frame).await.is_err() {
+        if ws.flush().await.is_err() {
             return;
         }
-        while let Some(Ok(msg)) = ws.next().await {
-            if matches!(msg, Message::Close(_)) {
+        while let Some(Ok(msg)) = ws.read().await {
+            if matches!(msg.message, Message::Close(_)) {
                 break;
             }
         }
+        let _ = ws.shutdown().await;
     })
     .await;
-}
-
-/// The close code for a read error, or `None` when the socket is simply gone.
-fn classify(e: axum::Error, max: usize) -> Option<Close> {
-    let inner = e.into_inner();
-    let err = inner.downcast_ref::<tungstenite::Error>()?;
-    match err {
-        tungstenite::Error::Capacity(_) => Some(Close::new(
-            code::TOO_BIG,
-            format!("message too big: the limit is {max} bytes"),
-        )),
-        tungstenite::Error::Utf8(_) => Some(Close::new(
-            code::INVALID_PAYLOAD,
-            "text frame is not valid UTF-8",
-        )),
-        tungstenite::Error::Protocol(p) => match p {
-            tungstenite::error::ProtocolError::ResetWithoutClosingHandshake => None,
-            _ => Some(Close::new(code::PROTOCOL_ERROR, p.to_string())),
-        },
-        _ => None,
-    }
 }
 
 fn welcome(hub: &Hub, id: &str, join: &Join) -> Frame {

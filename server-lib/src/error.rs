@@ -18,6 +18,13 @@ pub enum Error {
     /// The client named by a call is not connected.
     #[error("client {0:?} is not online")]
     NotOnline(String),
+    /// The client's connection closed (or its queue filled under the close policy) while a
+    /// message was being written to it.
+    #[error("client {0:?} is gone: its connection closed before the message was written")]
+    ClientGone(String),
+    /// A streamed text message was not valid UTF-8.
+    #[error("streamed text is not valid UTF-8")]
+    InvalidUtf8,
     /// The cluster backend failed (Redis unreachable, protocol error...).
     #[error("cluster backend error: {0}")]
     Cluster(String),

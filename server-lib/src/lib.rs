@@ -19,7 +19,9 @@
 //! - `commands`: the built-in commands; `conn`: one connection's task; `outbox`: its bounded
 //!   outbound queue.
 //! - [`server`]: [`Server`]: the `/ws` and `/healthz` endpoints and graceful shutdown.
-//! - [`close`]: RFC 6455 close codes; [`frame`]: shared outbound frames.
+//! - [`close`]: RFC 6455 close codes; [`frame`]: outbound frames, framed and compressed once
+//!   for every recipient; [`stream`]: [`MessageWriter`], one message written in parts.
+//! - [`ws`]: the WebSocket transport for both ends (frames, permessage-deflate, handshakes).
 //!
 //! ## Example
 //! ```no_run
@@ -51,6 +53,8 @@ pub mod protocol;
 pub mod redis;
 pub mod registry;
 pub mod server;
+pub mod stream;
+pub mod ws;
 
 pub use app::{App, Context, Next, Session};
 pub use client::ClientHandle;
@@ -65,3 +69,4 @@ pub use presence::{Answer, Delivery, Info, PresenceEvent, Query, Route};
 pub use protocol::{Command, Format, Reply, ReplyTo};
 pub use registry::Registry;
 pub use server::Server;
+pub use stream::MessageWriter;

@@ -16,6 +16,16 @@ use atomic_waker::AtomicWaker;
 use crate::close::Close;
 use crate::config::SlowPolicy;
 use crate::frame::Frame;
+use crate::stream::StreamRx;
+
+/// One entry of the queue.
+pub(crate) enum Item {
+    /// A whole message.
+    Frame(Frame),
+    /// A message streamed in parts: the connection writes its parts, and nothing else, until it
+    /// ends.
+    Stream(StreamRx),
+}
 
 /// What became of a pushed frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +48,7 @@ pub(crate) enum Batch {
 
 #[derive(Default)]
 struct Inner {
-    frames: VecDeque<Frame>,
+    frames: VecDeque<Item>,
     close: Option<Close>,
 }
 
@@ -69,8 +79,8 @@ impl Outbox {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues a frame without waiting.
-    pub(crate) fn push(&self, frame: Frame) -> Pushed {
+    /// Queues an item without waiting.
+    pub(crate) fn push(&self, frame: Item) -> Pushed {
         let result = {
             let mut inner = self.lock();
             if inner.close.is_some() {
@@ -117,7 +127,7 @@ impl Outbox {
     }
 
     /// Waits until there is something to do, then moves every queued frame into `out`.
-    pub(crate) async fn next(&self, out: &mut VecDeque<Frame>) -> Batch {
+    pub(crate) async fn next(&self, out: &mut VecDeque<Item>) -> Batch {
         poll_fn(|cx| {
             if let Some(batch) = self.take(out) {
                 return Poll::Ready(batch);
@@ -131,7 +141,7 @@ impl Outbox {
         .await
     }
 
-    fn take(&self, out: &mut VecDeque<Frame>) -> Option<Batch> {
+    fn take(&self, out: &mut VecDeque<Item>) -> Option<Batch> {
         let mut inner = self.lock();
         if let Some(close) = &inner.close {
             return Some(Batch::Close(close.clone()));
@@ -149,12 +159,16 @@ impl Outbox {
 mod tests {
     use super::*;
 
+    fn t(s: &str) -> Item {
+        Item::Frame(Frame::text(s))
+    }
+
     #[tokio::test]
     async fn full_queue_drops_under_drop_policy() {
         let outbox = Outbox::new(2, SlowPolicy::Drop);
-        assert_eq!(outbox.push(Frame::text("a")), Pushed::Queued);
-        assert_eq!(outbox.push(Frame::text("b")), Pushed::Queued);
-        assert_eq!(outbox.push(Frame::text("c")), Pushed::Dropped);
+        assert_eq!(outbox.push(t("a")), Pushed::Queued);
+        assert_eq!(outbox.push(t("b")), Pushed::Queued);
+        assert_eq!(outbox.push(t("c")), Pushed::Dropped);
         assert_eq!(outbox.dropped(), 1);
         let mut out = VecDeque::new();
         assert!(matches!(outbox.next(&mut out).await, Batch::Frames));
@@ -164,9 +178,9 @@ mod tests {
     #[tokio::test]
     async fn full_queue_closes_under_close_policy() {
         let outbox = Outbox::new(1, SlowPolicy::Close);
-        assert_eq!(outbox.push(Frame::text("a")), Pushed::Queued);
-        assert_eq!(outbox.push(Frame::text("b")), Pushed::Closed);
-        assert_eq!(outbox.push(Frame::text("c")), Pushed::Closed);
+        assert_eq!(outbox.push(t("a")), Pushed::Queued);
+        assert_eq!(outbox.push(t("b")), Pushed::Closed);
+        assert_eq!(outbox.push(t("c")), Pushed::Closed);
         let mut out = VecDeque::new();
         match outbox.next(&mut out).await {
             Batch::Close(c) => assert_eq!(c.code, 1008),

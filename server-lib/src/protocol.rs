@@ -225,10 +225,14 @@ impl Command {
 
     /// From a protobuf request. Errors when `msg` is neither empty nor JSON.
     pub fn from_sendmsg(msg: SendMsg) -> Result<Self, String> {
+        // wsPool leaves every field but toClientId, fromClientId and channel to the
+        // application: a frame addressed to someone is an application frame, whatever its cmd.
+        let addressed = is_addressed(&msg);
         let name = builtin_name(msg.cmd)
+            .filter(|_| !addressed)
             .map(str::to_string)
             .unwrap_or_else(|| msg.cmd.to_string());
-        let data = if RESERVED.contains(&msg.cmd) && !msg.msg.is_empty() {
+        let data = if !addressed && RESERVED.contains(&msg.cmd) && !msg.msg.is_empty() {
             serde_json::from_str(&msg.msg)
                 .map_err(|e| format!("`msg` of a built-in command must be a JSON object: {e}"))?
         } else {
@@ -263,6 +267,12 @@ impl Command {
         }
         Payload::Json(self.data.get("data").cloned().unwrap_or(Value::Null))
     }
+}
+
+/// A `SendMsg` with `toClientId` or `channel` set: routed as an application frame whatever its
+/// `cmd` (built-in numbers included).
+pub fn is_addressed(msg: &SendMsg) -> bool {
+    !msg.to_client_id.is_empty() || !msg.channel.is_empty()
 }
 
 /// What a `send_*` command carries.

@@ -6,9 +6,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{ConnectInfo, State};
-use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::serve::ListenerExt;
@@ -21,6 +20,7 @@ use crate::close::Close;
 use crate::conn::{self, Join};
 use crate::hub::Hub;
 use crate::protocol::Format;
+use crate::ws::{handshake, Role, WebSocket, WsConfig};
 use crate::{Error, Result};
 
 /// A pool server: a [`Hub`], an [`App`], and the HTTP endpoints in front of them.
@@ -126,12 +126,15 @@ fn refuse(status: StatusCode, msg: impl Into<String>) -> Response {
 async fn upgrade(
     State(server): State<Server>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    uri: Uri,
-    ws: WebSocketUpgrade,
+    mut req: Request,
 ) -> Response {
     let cfg = server.hub.config();
-    if let Err(msg) = check_origin(&headers, &cfg.allowed_origins) {
+    let headers = req.headers();
+    let accept = match handshake::accept_key(headers) {
+        Ok(a) => a,
+        Err((status, msg)) => return refuse(status, msg),
+    };
+    if let Err(msg) = check_origin(headers, &cfg.allowed_origins) {
         return refuse(StatusCode::FORBIDDEN, msg);
     }
     let slot = Slot(server.connections.clone());
@@ -144,21 +147,25 @@ async fn upgrade(
             ),
         );
     }
-    let params =
-        match ConnectParams::parse(uri.query().unwrap_or(""), &headers, cfg.subprotocol_ids) {
-            Ok(p) => p,
-            Err(msg) => return refuse(StatusCode::BAD_REQUEST, msg),
-        };
-    let mut ws = ws
-        .read_buffer_size(cfg.read_buffer_size)
-        // Frames fed in one batch accumulate up to this, then go out in one write at flush.
-        .write_buffer_size(WRITE_BUFFER)
-        .max_message_size(cfg.max_message_size)
-        .max_frame_size(cfg.max_message_size);
-    if let Some(p) = &params.protocol {
-        // Browsers require one of their offered subprotocols back; wsPool echoes the whole value.
-        ws = ws.protocols([p.clone()]);
-    }
+    let params = match ConnectParams::parse(
+        req.uri().query().unwrap_or(""),
+        headers,
+        cfg.subprotocol_ids,
+    ) {
+        Ok(p) => p,
+        Err(msg) => return refuse(StatusCode::BAD_REQUEST, msg),
+    };
+    let deflate = if cfg.compression {
+        handshake::negotiate_deflate(headers)
+    } else {
+        None
+    };
+    let Some(on_upgrade) = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() else {
+        return refuse(
+            StatusCode::UPGRADE_REQUIRED,
+            "this connection cannot be upgraded (HTTP/1.1 is required for WebSocket)",
+        );
+    };
     let client = match server.hub.register(params.id.clone()).await {
         Ok(c) => c,
         Err(Error::DuplicateId(id)) => {
@@ -167,18 +174,45 @@ async fn upgrade(
         Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
     tracing::trace!(%peer, client_id = client.id(), "upgrading");
+    let mut response = Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::UPGRADE, "websocket")
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::SEC_WEBSOCKET_ACCEPT, accept);
+    if let Some(p) = &params.protocol {
+        // Browsers require one of their offered subprotocols back; wsPool echoes the whole value.
+        if let Ok(v) = HeaderValue::from_str(p) {
+            response = response.header(header::SEC_WEBSOCKET_PROTOCOL, v);
+        }
+    }
+    if let Some(d) = &deflate {
+        response = response.header(header::SEC_WEBSOCKET_EXTENSIONS, d.response());
+    }
     let hub = server.hub.clone();
-    let failed_hub = hub.clone();
-    let failed_id = client.id().to_string();
     let app = server.app.clone();
-    ws.on_failed_upgrade(move |e| {
-        tracing::debug!(error = %e, "upgrade failed");
-        tokio::spawn(async move { failed_hub.unregister(&failed_id).await });
-    })
-    .on_upgrade(move |socket| async move {
+    let ws_config = WsConfig {
+        max_message: cfg.max_message_size,
+        read_chunk: cfg.read_buffer_size,
+        compression_level: cfg.compression_level,
+        compression_min_size: cfg.compression_min_size,
+    };
+    tokio::spawn(async move {
         let _slot = slot;
-        conn::run(socket, hub, app, client, params.join).await;
-    })
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let io = hyper_util::rt::TokioIo::new(upgraded);
+                let ws = WebSocket::new(io, Role::Server, deflate, &ws_config, bytes::Bytes::new());
+                conn::run(ws, hub, app, client, params.join).await;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "upgrade failed");
+                hub.unregister(client.id()).await;
+            }
+        }
+    });
+    response
+        .body(axum::body::Body::empty())
+        .unwrap_or_else(|e| refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
 /// Same-origin requests, requests without `Origin` (non-browser clients) and allow-listed
@@ -221,10 +255,6 @@ struct ConnectParams {
 }
 
 const MAX_ID_LEN: usize = 128;
-
-/// tungstenite writes its buffer out once it exceeds this (or at each flush). Only a busy
-/// connection grows its buffer; an idle one keeps what its largest batch needed.
-const WRITE_BUFFER: usize = 16 * 1024;
 
 impl ConnectParams {
     fn parse(

@@ -2,7 +2,8 @@
 //!
 //! | input | frame |
 //! |---|---|
-//! | `{…}` (a JSON object) | a binary `SendMsg`, the object in protobuf JSON form (`{"cmd":7,"toClientId":"b","msg":"hi"}`) |
+//! | `{…}` with a numeric `cmd` | a binary `SendMsg`, the object in protobuf JSON form (`{"cmd":7,"toClientId":"b","msg":"hi"}`) |
+//! | `{…}` with a string `cmd` | a wsrv JSON request, sent verbatim as a text frame (`{"cmd":"ping","seqno":"p1","data":{}}`) |
 //! | `/join CH`, `/leave CH` | built-in join / leave |
 //! | `/to ID TEXT` | `SendMsg{toClientId: ID, msg: TEXT}` (routed by the server) |
 //! | `/ch CH TEXT` | `SendMsg{channel: [CH], msg: TEXT}` |
@@ -59,6 +60,9 @@ pub fn parse(input: &str, next_id: &mut u64) -> Result<Composed, String> {
         format!("w{next_id}")
     };
     if input.starts_with('{') {
+        if let Some(c) = wsrv_request(input)? {
+            return Ok(c);
+        }
         let msg = sendmsg_from_json(input)?;
         let rid = if msg.local_id.is_empty() {
             None
@@ -209,6 +213,28 @@ pub fn parse(input: &str, next_id: &mut u64) -> Result<Composed, String> {
     })
 }
 
+/// A JSON object whose `cmd` is a string is a wsrv request (`{"cmd":"ping","seqno":"p1",
+/// "data":{}}`): sent verbatim as a text frame, paired with its reply by `seqno`. `None` for
+/// any other object (a `SendMsg` in protobuf JSON form, whose `cmd` is a number).
+fn wsrv_request(input: &str) -> Result<Option<Composed>, String> {
+    let value: Value = serde_json::from_str(input).map_err(|e| {
+        format!("not JSON ({e}); send a SendMsg ({{\"cmd\":7,…}}), a wsrv request ({{\"cmd\":\"ping\",…}}) or a /command")
+    })?;
+    let Some(cmd) = value.get("cmd").and_then(Value::as_str) else {
+        return Ok(None);
+    };
+    let request_id = match value.get("seqno") {
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    };
+    Ok(Some(Composed {
+        frame: Outgoing::Text(input.to_string()),
+        request_id,
+        label: cmd.to_string(),
+    }))
+}
+
 /// `NAME [JSON]` of `/cmd` and `/json`: the name, and the arguments (`{}` when absent).
 fn name_and_json<'a>(word: &str, args: &'a str) -> Result<(&'a str, Value), String> {
     let (name, data) = args
@@ -285,6 +311,17 @@ mod tests {
         assert!(parse("/join", &mut n).is_err());
         assert!(parse("/nope", &mut n).is_err());
         assert!(parse("plain words", &mut n).is_err());
+    }
+
+    #[test]
+    fn wsrv_shaped_json_goes_as_text() {
+        let mut n = 0;
+        let line = r#"{"cmd":"ping","seqno":"p1","data":{}}"#;
+        let c = parse(line, &mut n).unwrap();
+        assert_eq!(c.frame, Outgoing::Text(line.into()));
+        assert_eq!(c.request_id.as_deref(), Some("p1"));
+        let err = parse("{not json", &mut n).unwrap_err();
+        assert!(err.starts_with("not JSON"), "{err}");
     }
 
     #[test]

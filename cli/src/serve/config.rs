@@ -53,6 +53,15 @@ pub struct ServeArgs {
     /// Echo mode: every data frame comes back unchanged (for conformance suites).
     #[arg(long, env = "WSP_ECHO")]
     echo: bool,
+    /// Negotiate permessage-deflate with clients that offer it (RFC 7692).
+    #[arg(long, env = "WSP_COMPRESSION")]
+    compression: bool,
+    /// With --compression, messages smaller than this many bytes go uncompressed. Default 512.
+    #[arg(long, env = "WSP_COMPRESSION_MIN_SIZE")]
+    compression_min_size: Option<usize>,
+    /// With --compression, the zlib level: 1 (fastest) to 9 (smallest). Default 1.
+    #[arg(long, env = "WSP_COMPRESSION_LEVEL")]
+    compression_level: Option<u32>,
     /// This node's id (prefix of generated client ids). Default random.
     #[arg(long, env = "WSP_SERVER_ID")]
     server_id: Option<String>,
@@ -91,6 +100,9 @@ struct FileConfig {
     allow_origins: Option<Vec<String>>,
     welcome_message: Option<String>,
     echo: Option<bool>,
+    compression: Option<bool>,
+    compression_min_size: Option<usize>,
+    compression_level: Option<u32>,
     server_id: Option<String>,
     subprotocol_ids: Option<bool>,
     redis: Option<String>,
@@ -170,6 +182,16 @@ impl ServeArgs {
         };
         c.welcome_message = self.welcome_message.or(file.welcome_message);
         c.echo = self.echo || file.echo.unwrap_or(false);
+        c.compression = self.compression || file.compression.unwrap_or(false);
+        c.compression_min_size = pick(
+            self.compression_min_size,
+            file.compression_min_size,
+            c.compression_min_size,
+        );
+        c.compression_level = self
+            .compression_level
+            .or(file.compression_level)
+            .unwrap_or(c.compression_level);
         if let Some(id) = self.server_id.or(file.server_id) {
             c.server_id = id;
         }

@@ -5,7 +5,7 @@ use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
 use crate::close::Close;
-use crate::frame::{Frame, Utf8Bytes};
+use crate::frame::{Frame, Kind};
 use crate::presence::{Delivery, PresenceEvent, Route};
 
 /// What a message asks the receiving node to do.
@@ -58,15 +58,15 @@ pub fn encode(header: &Header, payload: &[u8]) -> Bytes {
 
 /// Encodes a delivery.
 pub fn delivery(origin: &str, route: Route, index: Option<usize>, d: &Delivery) -> Bytes {
-    let (body, payload): (Body, &[u8]) = match d {
-        Delivery::Frame(Frame::Text(t)) => (Body::Text, t.as_str().as_bytes()),
-        Delivery::Frame(Frame::Binary(b)) => (Body::Binary, b.as_ref()),
+    let (body, payload): (Body, Bytes) = match d {
+        Delivery::Frame(f) if f.kind() == Kind::Text => (Body::Text, f.payload()),
+        Delivery::Frame(f) => (Body::Binary, f.payload()),
         Delivery::Close(c) => (
             Body::Close {
                 code: c.code,
                 reason: c.reason.clone(),
             },
-            &[],
+            Bytes::new(),
         ),
     };
     encode(
@@ -76,7 +76,7 @@ pub fn delivery(origin: &str, route: Route, index: Option<usize>, d: &Delivery) 
             index,
             body,
         },
-        payload,
+        &payload,
     )
 }
 
@@ -92,10 +92,10 @@ pub fn decode(bytes: &Bytes) -> Result<(Header, Option<Delivery>), String> {
     let delivery = match &header.body {
         Body::Text => {
             let text =
-                Utf8Bytes::try_from(payload).map_err(|_| "text frame is not UTF-8".to_string())?;
-            Some(Delivery::Frame(Frame::Text(text)))
+                Frame::text_bytes(&payload).map_err(|_| "text frame is not UTF-8".to_string())?;
+            Some(Delivery::Frame(text))
         }
-        Body::Binary => Some(Delivery::Frame(Frame::Binary(payload))),
+        Body::Binary => Some(Delivery::Frame(Frame::binary(&payload))),
         Body::Close { code, reason } => Some(Delivery::Close(Close::new(*code, reason.clone()))),
         Body::Event { .. } => None,
     };
@@ -108,7 +108,7 @@ mod tests {
 
     #[test]
     fn frames_round_trip_without_reencoding() {
-        let d = Delivery::Frame(Frame::Binary(Bytes::from_static(b"\x00\x01\n\x02")));
+        let d = Delivery::Frame(Frame::binary(b"\x00\x01\n\x02"));
         let wire = delivery(
             "n1",
             Route::Channels(vec!["a".into(), "b".into()]),
@@ -119,7 +119,7 @@ mod tests {
         assert_eq!(h.origin, "n1");
         assert_eq!(h.index, Some(1));
         match back {
-            Some(Delivery::Frame(Frame::Binary(b))) => assert_eq!(&b[..], b"\x00\x01\n\x02"),
+            Some(Delivery::Frame(f)) => assert_eq!(&f.payload()[..], b"\x00\x01\n\x02"),
             other => panic!("{other:?}"),
         }
         let ev = Header {
