@@ -338,6 +338,6 @@ mod tests {
             (7, "b", &[0u8, 1][..])
         );
         assert_eq!(c.request_id.as_deref(), Some("x"));
-        assert!(parse(r#"{"cmd": "seven"}"#, &mut n).is_err());
+        assert!(parse(r#"{"cmd": 7, "nope": 1}"#, &mut n).is_err());
     }
 }
