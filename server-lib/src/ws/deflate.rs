@@ -11,10 +11,8 @@
 
 use std::cell::RefCell;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
-
-use super::frame_head;
 
 /// The extension token.
 pub const EXTENSION: &str = "permessage-deflate";
@@ -183,7 +181,7 @@ pub struct Deflate {
     window: u8,
     level: u32,
     min_size: usize,
-    /// This side's peer resets its inflate context per message (we may too, either way we do).
+    /// The negotiated parameters.
     pub params: Params,
 }
 
@@ -233,10 +231,13 @@ thread_local! {
 /// result would not be smaller than the plain frame.
 pub(crate) fn compress_frame(d: &Deflate, opcode: u8, payload: &[u8]) -> Option<Bytes> {
     let body = compress(d, payload)?;
-    let mut out = BytesMut::with_capacity(frame_head::len(body.len()) + body.len());
-    frame_head::put(&mut out, opcode, true, true, body.len());
-    out.put_slice(&body);
-    Some(out.freeze())
+    Some(super::write::frame(
+        super::Role::Server,
+        opcode,
+        &body,
+        true,
+        true,
+    ))
 }
 
 /// The compressed body of one message (the sync-flush tail removed); `None` when it would not
