@@ -246,3 +246,47 @@ fn wss_with_a_private_ca_works_and_an_untrusted_certificate_is_refused() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+#[test]
+fn compression_is_offered_and_each_frame_says_how_it_travelled() {
+    let s = Serve::start(&["--compression"]);
+    let big = "status=ok ".repeat(2000);
+    let mut c = Command::new(bin("wsp"))
+        .args([
+            "connect",
+            &s.url,
+            "--print",
+            "--compression",
+            "--id",
+            "z",
+            "--format",
+            "json",
+            "--count",
+            "3",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    writeln!(
+        c.stdin.as_mut().unwrap(),
+        r#"{{"cmd":"send_to_client","seqno":"1","data":{{"client_id":"z","data":"{big}"}}}}"#
+    )
+    .unwrap();
+    let out = c.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let frames = lines_of(&out.stdout);
+    let pushed = frames
+        .iter()
+        .find(|f| f["dir"] == "in" && f["cmd"] == "message")
+        .expect("the message to itself");
+    assert_eq!(pushed["compressed"], true, "{pushed}");
+    let wire = pushed["wire_size"].as_u64().unwrap();
+    let size = pushed["size"].as_u64().unwrap();
+    assert!(wire * 10 < size, "{wire} wire bytes for {size}");
+    // Small frames (below --compression-min-size) travel plain.
+    let welcome = frames.iter().find(|f| f["cmd"] == "welcome").unwrap();
+    assert_eq!(welcome["compressed"], false, "{welcome}");
+    assert!(welcome["wire_size"].as_u64().unwrap() > welcome["size"].as_u64().unwrap());
+}

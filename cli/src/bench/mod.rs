@@ -53,6 +53,17 @@ pub struct BenchArgs {
     /// Payload bytes per message (at least 21: the header).
     #[arg(short = 's', long, default_value_t = 64)]
     payload: usize,
+    /// What fills the payload after the header: `filler` (one repeated byte) or `json` (varied
+    /// JSON records that compress like real traffic).
+    #[arg(long, value_enum, default_value = "filler")]
+    payload_kind: wire::PayloadKind,
+    /// Clients offer permessage-deflate; the embedded server is started with `--compression`.
+    #[arg(long)]
+    compression: bool,
+    /// Extra `wsp serve` flags for the embedded server, e.g. `--serve-arg=--compression-min-size=0`
+    /// (repeatable).
+    #[arg(long = "serve-arg", allow_hyphen_values = true)]
+    serve_args: Vec<String>,
     /// Publishing time, warm-up included.
     #[arg(short = 'd', long, default_value = "10s", value_parser = humantime::parse_duration)]
     duration: Duration,
@@ -122,7 +133,11 @@ pub fn main(args: BenchArgs) -> anyhow::Result<ExitCode> {
         if args.protocol == Protocol::Shootout {
             bail!("--protocol shootout needs --url: start a peer (e.g. shared/peers/run-peer.sh go 9102) and pass --url ws://127.0.0.1:9102/");
         }
-        Some(target::EmbeddedServer::start().context("starting the embedded wsp serve")?)
+        let mut extra = args.serve_args.clone();
+        if args.compression {
+            extra.push("--compression".into());
+        }
+        Some(target::EmbeddedServer::start(&extra).context("starting the embedded wsp serve")?)
     } else {
         None
     };
@@ -176,6 +191,8 @@ pub fn main(args: BenchArgs) -> anyhow::Result<ExitCode> {
             publishers: args.publishers,
             rate: args.rate,
             payload: args.payload,
+            payload_kind: args.payload_kind,
+            compression: args.compression,
             duration_s: duration.as_secs_f64(),
             warmup_s: args.warmup.as_secs_f64(),
             workers: args.workers,
@@ -306,6 +323,8 @@ fn split(args: &BenchArgs, urls: &[String], duration: Duration) -> Vec<Plan> {
                 total_publishers: publishers,
                 rate_per_sender: args.rate / senders.max(1) as f64,
                 payload: args.payload,
+                payload_kind: args.payload_kind,
+                compression: args.compression,
                 duration_ms: duration.as_millis() as u64,
                 warmup_ms: args.warmup.as_millis() as u64,
                 drain_ms: args.drain.as_millis() as u64,

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::wire::Protocol;
+use super::wire::{PayloadKind, Protocol};
 
 /// The workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -44,6 +44,12 @@ pub struct Plan {
     pub rate_per_sender: f64,
     /// Payload bytes per message.
     pub payload: usize,
+    /// What fills the payload.
+    #[serde(default)]
+    pub payload_kind: PayloadKind,
+    /// Offer permessage-deflate.
+    #[serde(default)]
+    pub compression: bool,
     /// Publishing time, warm-up included, ms.
     pub duration_ms: u64,
     /// Warm-up at the start of publishing, excluded from latency and rates, ms.

@@ -75,6 +75,12 @@ pub struct Config {
     pub rate: f64,
     /// Payload bytes per message.
     pub payload: usize,
+    /// What filled the payload (`filler` or `json`).
+    #[serde(default)]
+    pub payload_kind: super::wire::PayloadKind,
+    /// Clients offered permessage-deflate (and the embedded server accepted it).
+    #[serde(default)]
+    pub compression: bool,
     /// Publishing time, warm-up included, seconds.
     pub duration_s: f64,
     /// Warm-up, seconds.
@@ -143,6 +149,12 @@ pub struct Report {
     pub duplicated: u64,
     /// Deliveries that came after a later message of the same publisher.
     pub out_of_order: u64,
+    /// Mean bytes on the wire per received message, frame headers included.
+    #[serde(default)]
+    pub wire_bytes_per_message: f64,
+    /// Share of received messages that came compressed (0 to 1).
+    #[serde(default)]
+    pub compressed_share: f64,
     /// Deliveries of measured-window messages per second of the measured window.
     pub deliveries_per_sec: f64,
     /// Messages sent per second in the measured window.
@@ -233,6 +245,16 @@ impl Report {
             lost: expected.saturating_sub(c.delivered),
             duplicated: c.duplicated,
             out_of_order: c.out_of_order,
+            wire_bytes_per_message: if c.received > 0 {
+                (c.wire_bytes as f64 / c.received as f64 * 10.0).round() / 10.0
+            } else {
+                0.0
+            },
+            compressed_share: if c.received > 0 {
+                (c.compressed as f64 / c.received as f64 * 1000.0).round() / 1000.0
+            } else {
+                0.0
+            },
             deliveries_per_sec: c.delivered_measured as f64 / measured_s,
             sent_per_sec: c.sent_measured as f64 / measured_s,
             latency_ms: Percentiles::from_us(&i.latency),
@@ -306,6 +328,13 @@ impl Report {
                 s,
                 "  throughput    {:.0} deliveries/s ({:.0} sent/s)",
                 self.deliveries_per_sec, self.sent_per_sec
+            );
+            let _ = writeln!(
+                s,
+                "  wire          {:.0} bytes per message received ({} payload) · {:.0}% compressed",
+                self.wire_bytes_per_message,
+                self.config.payload,
+                self.compressed_share * 100.0
             );
             let _ = writeln!(
                 s,

@@ -101,6 +101,13 @@ pub struct Counts {
     pub connect_failed: u64,
     /// Connections the server closed or reset before the end.
     pub dropped: u64,
+    /// Bytes on the wire (frame headers included) of the received frames that carried a bench
+    /// message.
+    #[serde(default)]
+    pub wire_bytes: u64,
+    /// Of those frames, how many came compressed.
+    #[serde(default)]
+    pub compressed: u64,
     /// Live view only: median latency over the last second (µs).
     #[serde(default)]
     pub recent_p50_us: u64,
@@ -123,6 +130,8 @@ impl Counts {
         self.connected += o.connected;
         self.connect_failed += o.connect_failed;
         self.dropped += o.dropped;
+        self.wire_bytes += o.wire_bytes;
+        self.compressed += o.compressed;
         // Percentiles do not add up: show the worst thread's.
         self.recent_p50_us = self.recent_p50_us.max(o.recent_p50_us);
         self.recent_p99_us = self.recent_p99_us.max(o.recent_p99_us);

@@ -26,8 +26,9 @@ pub struct EmbeddedServer {
 }
 
 impl EmbeddedServer {
-    /// Starts `wsp serve` on a free loopback port and waits for its listening line.
-    pub fn start() -> anyhow::Result<Self> {
+    /// Starts `wsp serve` (with `extra` flags) on a free loopback port and waits for its
+    /// listening line.
+    pub fn start(extra: &[String]) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("finding the wsp executable")?;
         let mut child = Command::new(exe)
             .args([
@@ -37,6 +38,7 @@ impl EmbeddedServer {
                 "--max-connections",
                 "1000000",
             ])
+            .args(extra)
             .env(
                 "RUST_LOG",
                 std::env::var("WSP_BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),

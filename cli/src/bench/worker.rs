@@ -17,8 +17,9 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpSocket;
 use tokio::sync::watch;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
+use wsp_server::ws::{handshake, WebSocket, WsConfig, WsError};
 
 use super::plan::{Plan, Scenario};
 use super::stats::{self, Counts, Seen, SeqTrack};
@@ -149,9 +150,11 @@ impl ThreadStats {
 
     /// Accounts one received bench message: duplicate, out of order, or a new delivery (whose
     /// latency counts when it was sent in the measured window).
-    fn delivery(&mut self, track: &mut SeqTrack, h: Header, now_ns: u64) {
+    fn delivery(&mut self, track: &mut SeqTrack, h: Header, now_ns: u64, wire: (usize, bool)) {
         self.last_receipt = Instant::now();
         self.counts.received += 1;
+        self.counts.wire_bytes += wire.0 as u64;
+        self.counts.compressed += u64::from(wire.1);
         match track.see(h.seq) {
             Seen::Duplicate => self.counts.duplicated += 1,
             seen => {
@@ -194,7 +197,9 @@ impl ThreadStats {
 }
 
 type Shared = Rc<RefCell<ThreadStats>>;
-type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+/// A bench client: the client side of wsp's own frame layer (the same code as the server's,
+/// with permessage-deflate when `--compression`).
+type Ws = WebSocket<tokio::net::TcpStream>;
 
 /// The phase signal every task watches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -317,6 +322,7 @@ async fn thread_run(
     let codec = Rc::new(Codec {
         protocol: plan.protocol,
         payload: plan.payload,
+        kind: plan.payload_kind,
         channel: plan.channel.clone(),
     });
     let stats: Shared = Rc::new(RefCell::new(ThreadStats {
@@ -474,12 +480,13 @@ async fn open(plan: &Plan, slot: &Slot) -> anyhow::Result<Ws> {
     }
     let stream = sock.connect(target).await?;
     stream.set_nodelay(true)?;
-    let config = WebSocketConfig::default()
-        .read_buffer_size(4096)
-        .write_buffer_size(0);
-    let (ws, _) =
-        tokio_tungstenite::client_async_with_config(slot.url.as_str(), stream, Some(config))
-            .await?;
+    let request = slot.url.as_str().into_client_request()?;
+    let mut config = WsConfig::default();
+    config.max_message = 64 << 20;
+    let (ws, _) = handshake::client(stream, request, plan.compression, &config).await?;
+    if plan.compression && ws.deflate().is_none() {
+        anyhow::bail!("the server declined permessage-deflate (start it with --compression)");
+    }
     Ok(ws)
 }
 
@@ -494,13 +501,12 @@ fn describe(e: &anyhow::Error) -> String {
             _ => format!("i/o error: {io}"),
         };
     }
-    if let Some(tokio_tungstenite::tungstenite::Error::Http(resp)) = e
-        .chain()
-        .find_map(|c| c.downcast_ref::<tokio_tungstenite::tungstenite::Error>())
+    if let Some(WsError::Refused { status, body }) =
+        e.chain().find_map(|c| c.downcast_ref::<WsError>())
     {
-        return match resp.status().as_u16() {
+        return match status {
             503 => "server refused: HTTP 503 (its connection limit; raise --max-connections on the server)".into(),
-            s => format!("server refused the handshake: HTTP {s}"),
+            s => format!("server refused the handshake: HTTP {s} {body}"),
         };
     }
     format!("{e:#}")
@@ -560,6 +566,8 @@ async fn client_task(
                         return;
                     }
                 };
+                let wire = (msg.wire_len, msg.compressed);
+                let msg = msg.message;
                 if let Message::Close(frame) = &msg {
                     let mut s = stats.borrow_mut();
                     s.counts.dropped += 1;
@@ -574,14 +582,14 @@ async fn client_task(
                 match codec.recognize(&msg) {
                     Incoming::Message(h) if receiver || plan.scenario == Scenario::Echo => {
                         let track = tracks.entry(h.publisher).or_default();
-                        stats.borrow_mut().delivery(track, h, now);
+                        stats.borrow_mut().delivery(track, h, now, wire);
                     }
                     Incoming::Ack(h) if sender => {
                         let mut s = stats.borrow_mut();
                         s.counts.acks += 1;
                         if plan.scenario == Scenario::Echo && plan.protocol == Protocol::Shootout {
                             // The shootout echo comes back as-is: it is the delivery.
-                            s.delivery(tracks.entry(h.publisher).or_default(), h, now);
+                            s.delivery(tracks.entry(h.publisher).or_default(), h, now, wire);
                         } else if h.measured {
                             stats::record(&mut s.rtt, now.saturating_sub(h.intended_ns) / 1000);
                         }

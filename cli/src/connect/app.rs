@@ -120,6 +120,8 @@ pub struct App {
     pub client_id: Option<String>,
     /// The subprotocol the server selected.
     pub subprotocol: Option<String>,
+    /// The permessage-deflate parameters, when compression was negotiated.
+    pub compression: Option<String>,
     /// Latest ping round trip.
     pub ping_rtt: Option<Duration>,
     /// Channels we are in.
@@ -156,6 +158,7 @@ impl App {
             conn: Conn::Connecting(1),
             client_id: None,
             subprotocol: None,
+            compression: None,
             ping_rtt: None,
             joined: BTreeSet::new(),
             channel_sel: 0,
@@ -217,7 +220,8 @@ impl App {
             Event::Connecting(n) => self.conn = Conn::Connecting(n),
             Event::Connected(p) => {
                 self.conn = Conn::Connected;
-                self.subprotocol = p;
+                self.subprotocol = p.subprotocol;
+                self.compression = p.compression;
                 self.notice.clear();
             }
             Event::PingRtt(d) => self.ping_rtt = Some(d),

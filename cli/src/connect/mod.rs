@@ -71,6 +71,10 @@ pub struct ConnectArgs {
     /// Reconnect with backoff (0.5 s doubling to 30 s) when the connection drops.
     #[arg(long)]
     reconnect: bool,
+    /// Offer permessage-deflate; the inspector then shows, per received frame, whether it came
+    /// compressed and its size on the wire.
+    #[arg(long)]
+    compression: bool,
     /// Ping interval for the round-trip display; 0 to never ping.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     ping_interval: Duration,
@@ -151,6 +155,7 @@ pub fn main(args: ConnectArgs) -> anyhow::Result<ExitCode> {
             subprotocol: args.subprotocol.clone(),
             origin: args.origin.clone(),
             reconnect: args.reconnect,
+            compression: args.compression,
             ping_every: args.ping_interval,
             tls,
         };

@@ -83,6 +83,18 @@ pub struct FrameRecord {
     pub data: Bytes,
     /// What could be read from it.
     pub summary: Summary,
+    /// How a received message travelled: bytes on the wire (headers included) and whether it
+    /// came compressed. `None` for what we sent.
+    pub wire: Option<Wire>,
+}
+
+/// How a received message travelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wire {
+    /// Bytes on the wire, frame headers included.
+    pub len: usize,
+    /// It came compressed (permessage-deflate).
+    pub compressed: bool,
 }
 
 impl FrameRecord {
@@ -100,7 +112,14 @@ impl FrameRecord {
             kind,
             data,
             summary,
+            wire: None,
         }
+    }
+
+    /// Records how the message travelled.
+    pub fn with_wire(mut self, len: usize, compressed: bool) -> Self {
+        self.wire = Some(Wire { len, compressed });
+        self
     }
 
     /// `HH:MM:SS.mmm` (UTC).
@@ -142,6 +161,10 @@ impl FrameRecord {
             "size": self.data.len(),
         });
         let o = v.as_object_mut().expect("object");
+        if let Some(w) = self.wire {
+            o.insert("wire_size".into(), w.len.into());
+            o.insert("compressed".into(), w.compressed.into());
+        }
         match self.kind {
             Kind::Text => {
                 let text = String::from_utf8_lossy(&self.data).into_owned();

@@ -8,12 +8,15 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
+use rustls::pki_types::ServerName;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::http::{HeaderValue, Request};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
+
+use wsp_server::ws::{handshake, Incoming, WebSocket, WsConfig, WsError};
 
 use super::compose::Outgoing;
 use super::decode::Decoder;
@@ -32,10 +35,12 @@ pub struct Target {
     pub origin: Option<String>,
     /// Reconnect after a disconnect.
     pub reconnect: bool,
+    /// Offer permessage-deflate.
+    pub compression: bool,
     /// Ping interval (0: never).
     pub ping_every: Duration,
-    /// TLS settings for wss:// (`None`: the public roots).
-    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// TLS settings for wss://.
+    pub tls: std::sync::Arc<rustls::ClientConfig>,
 }
 
 /// What the session tells the UI.
@@ -43,8 +48,8 @@ pub struct Target {
 pub enum Event {
     /// Trying to connect (attempt number, from 1).
     Connecting(u32),
-    /// Connected; the server's selected subprotocol.
-    Connected(Option<String>),
+    /// Connected; what the server agreed to.
+    Connected(Accepted),
     /// A frame went in or out.
     Frame(FrameRecord),
     /// A ping came back after this long.
@@ -94,12 +99,22 @@ impl Recorder {
     }
 }
 
-async fn connect(
-    t: &Target,
-) -> anyhow::Result<(
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-    Option<String>,
-)> {
+/// The socket under the WebSocket: TCP, or TLS over TCP for `wss://`.
+type Io = tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>;
+/// One connection.
+type Ws = WebSocket<Io>;
+
+/// What the server agreed to in the handshake.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Accepted {
+    /// The selected subprotocol.
+    pub subprotocol: Option<String>,
+    /// The permessage-deflate parameters, when compression was negotiated.
+    pub compression: Option<String>,
+}
+
+/// Builds the upgrade request: the URL, `--header`s, subprotocol and origin.
+fn request(t: &Target) -> anyhow::Result<Request<()>> {
     let mut req = t
         .url
         .as_str()
@@ -125,34 +140,58 @@ async fn connect(
     if let Some(o) = &t.origin {
         h.insert("Origin", HeaderValue::from_str(o)?);
     }
-    let (ws, resp) = tokio::time::timeout(
-        Duration::from_secs(10),
-        tokio_tungstenite::connect_async_tls_with_config(
-            req,
-            None,
-            true,
-            t.tls.clone().map(tokio_tungstenite::Connector::Rustls),
-        ),
-    )
+    Ok(req)
+}
+
+/// Opens TCP (and TLS for `wss://`) to the URL's host.
+async fn open(t: &Target, req: &Request<()>) -> anyhow::Result<Io> {
+    let uri = req.uri();
+    let host = uri.host().context("the URL has no host")?;
+    let tls = uri.scheme_str() == Some("wss");
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    let tcp = tokio::net::TcpStream::connect((host.trim_matches(['[', ']']), port))
+        .await
+        .with_context(|| format!("connecting to {host}:{port}"))?;
+    tcp.set_nodelay(true)?;
+    if !tls {
+        return Ok(Io::Plain(tcp));
+    }
+    let name = ServerName::try_from(host.trim_matches(['[', ']']).to_string())
+        .with_context(|| format!("{host} is not a valid TLS server name"))?;
+    let stream = tokio_rustls::TlsConnector::from(t.tls.clone())
+        .connect(name, tcp)
+        .await
+        .with_context(|| format!("TLS handshake with {host}:{port}"))?;
+    Ok(Io::Rustls(stream))
+}
+
+async fn connect(t: &Target) -> anyhow::Result<(Ws, Accepted)> {
+    let req = request(t)?;
+    let mut config = WsConfig::default();
+    // The inspector shows what the server sends, whatever its size (up to 64 MiB).
+    config.max_message = 64 << 20;
+    let (ws, resp) = tokio::time::timeout(Duration::from_secs(10), async {
+        let io = open(t, &req).await?;
+        handshake::client(io, req, t.compression, &config)
+            .await
+            .map_err(|e| match e {
+                e @ WsError::Refused { .. } => anyhow::Error::new(e),
+                other => anyhow::Error::new(other).context(format!("connecting to {}", t.url)),
+            })
+    })
     .await
-    .context("handshake timed out after 10 s")?
-    .map_err(|e| match e {
-        tokio_tungstenite::tungstenite::Error::Http(r) => {
-            let body = r
-                .body()
-                .as_ref()
-                .map(|b| String::from_utf8_lossy(b).trim().to_string())
-                .unwrap_or_default();
-            anyhow::anyhow!("server refused the handshake: HTTP {} {body}", r.status())
-        }
-        other => anyhow::Error::new(other).context(format!("connecting to {}", t.url)),
-    })?;
-    let proto = resp
-        .headers()
-        .get("sec-websocket-protocol")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    Ok((ws, proto))
+    .context("handshake timed out after 10 s")??;
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let accepted = Accepted {
+        subprotocol: header("sec-websocket-protocol"),
+        compression: ws.deflate().and(header("sec-websocket-extensions")),
+    };
+    Ok((ws, accepted))
 }
 
 fn to_message(o: Outgoing) -> Message {
@@ -201,9 +240,9 @@ async fn run(
         attempt += 1;
         let _ = ev.send(Event::Connecting(attempt)).await;
         let why = match connect(&t).await {
-            Ok((ws, proto)) => {
+            Ok((ws, accepted)) => {
                 attempt = 0;
-                let _ = ev.send(Event::Connected(proto)).await;
+                let _ = ev.send(Event::Connected(accepted)).await;
                 match pump(ws, &t, &mut recorder, &mut out_rx, &ev, started).await {
                     Pump::UserClosed(why) => {
                         let _ = ev.send(Event::Disconnected(why, None)).await;
@@ -239,9 +278,7 @@ enum Pump {
 }
 
 async fn pump(
-    ws: tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
+    ws: Ws,
     t: &Target,
     recorder: &mut Option<Recorder>,
     out_rx: &mut mpsc::Receiver<Outgoing>,
@@ -265,8 +302,8 @@ async fn pump(
     loop {
         tokio::select! {
             m = stream.next() => {
-                let m = match m {
-                    Some(Ok(m)) => m,
+                let (m, compressed, wire_len) = match m {
+                    Some(Ok(Incoming { message, compressed, wire_len })) => (message, compressed, wire_len),
                     Some(Err(e)) => return Pump::Lost(format!("connection lost: {e}")),
                     None => return if we_closed { Pump::UserClosed("closed".into()) } else { Pump::Lost("connection closed by the server".into()) },
                 };
@@ -279,7 +316,7 @@ async fn pump(
                 }
                 let close = if let Message::Close(c) = &m { Some(c.clone()) } else { None };
                 if let Some(r) = record_of(Dir::In, &m) {
-                    let r = emit(r, recorder);
+                    let r = emit(r.with_wire(wire_len, compressed), recorder);
                     if ev.send(Event::Frame(r)).await.is_err() {
                         return Pump::UiGone;
                     }

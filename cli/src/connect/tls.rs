@@ -9,15 +9,12 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
-/// The rustls client configuration for `--ca` / `--insecure`; `None` keeps tokio-tungstenite's
-/// default (webpki roots).
+/// The rustls client configuration: the public (webpki) roots, plus `--ca`, or no verification
+/// with `--insecure`.
 pub fn client_config(
     ca: Option<&std::path::Path>,
     insecure: bool,
-) -> anyhow::Result<Option<Arc<ClientConfig>>> {
-    if !insecure && ca.is_none() {
-        return Ok(None);
-    }
+) -> anyhow::Result<Arc<ClientConfig>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -30,19 +27,21 @@ pub fn client_config(
     } else {
         let mut roots = RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        let path = ca.expect("checked above");
-        let mut n = 0;
-        for cert in CertificateDer::pem_file_iter(path)
-            .with_context(|| format!("reading {}", path.display()))?
-        {
-            roots
-                .add(cert.with_context(|| format!("{}: not a PEM certificate", path.display()))?)?;
-            n += 1;
+        if let Some(path) = ca {
+            let mut n = 0;
+            for cert in CertificateDer::pem_file_iter(path)
+                .with_context(|| format!("reading {}", path.display()))?
+            {
+                roots.add(
+                    cert.with_context(|| format!("{}: not a PEM certificate", path.display()))?,
+                )?;
+                n += 1;
+            }
+            anyhow::ensure!(n > 0, "{} holds no PEM certificate", path.display());
         }
-        anyhow::ensure!(n > 0, "{} holds no PEM certificate", path.display());
         builder.with_root_certificates(roots).with_no_client_auth()
     };
-    Ok(Some(Arc::new(config)))
+    Ok(Arc::new(config))
 }
 
 /// Accepts any certificate (`--insecure`), still checking the handshake signatures.

@@ -147,7 +147,10 @@ mod tests {
         let mut app = App::new("ws://x/ws".into(), Decoder::default());
         let (ev_tx, ev_rx) = mpsc::channel(16);
         let (out_tx, mut out_rx) = mpsc::channel(16);
-        ev_tx.send(Event::Connected(None)).await.unwrap();
+        ev_tx
+            .send(Event::Connected(Default::default()))
+            .await
+            .unwrap();
         ev_tx.send(Event::Frame(welcome())).await.unwrap();
         let mut keys: Vec<std::io::Result<TermEvent>> = "/join sport"
             .chars()

@@ -76,6 +76,9 @@ fn draw_status(f: &mut Frame, area: Rect, app: &App) {
     if let Some(p) = &app.subprotocol {
         spans.push(Span::raw(format!("· protocol {p} ")));
     }
+    if app.compression.is_some() {
+        spans.push(Span::raw("· deflate "));
+    }
     if let Some(rtt) = app.ping_rtt {
         spans.push(Span::raw(format!(
             "· ping {:.2} ms ",
@@ -220,7 +223,11 @@ fn draw_list(f: &mut Frame, area: Rect, app: &App) {
                 Span::raw(s.cmd.clone().unwrap_or_default()),
                 Span::raw(route),
                 Span::raw(s.channels.join(",")),
-                Span::raw(format!("{}", r.data.len())),
+                Span::raw(match r.wire {
+                    // `z`: it came compressed (the detail pane gives its size on the wire).
+                    Some(w) if w.compressed => format!("{}z", r.data.len()),
+                    _ => format!("{}", r.data.len()),
+                }),
                 Span::styled(status, status_style),
             ])
         })
@@ -229,10 +236,10 @@ fn draw_list(f: &mut Frame, area: Rect, app: &App) {
         Constraint::Length(12),
         Constraint::Length(1),
         Constraint::Length(6),
-        Constraint::Length(14),
+        Constraint::Length(13),
         Constraint::Length(16),
         Constraint::Length(10),
-        Constraint::Length(5),
+        Constraint::Length(6),
         Constraint::Min(8),
     ];
     let title = format!(
@@ -275,11 +282,18 @@ pub fn detail_lines(app: &App) -> Vec<Line<'static>> {
     };
     let r = &e.record;
     let mut out = vec![Line::from(format!(
-        "{} {} {} · {} bytes{}",
+        "{} {} {} · {} bytes{}{}",
         r.clock(),
         if r.dir == Dir::In { "received" } else { "sent" },
         r.kind.name(),
         r.data.len(),
+        r.wire
+            .map(|w| format!(
+                ", {} on the wire{}",
+                w.len,
+                if w.compressed { " (compressed)" } else { "" }
+            ))
+            .unwrap_or_default(),
         e.rtt
             .map(|d| format!(" · reply after {:.2} ms", d.as_secs_f64() * 1000.0))
             .unwrap_or_default()
