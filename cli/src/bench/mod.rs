@@ -60,6 +60,10 @@ pub struct BenchArgs {
     /// Clients offer permessage-deflate; the embedded server is started with `--compression`.
     #[arg(long)]
     compression: bool,
+    /// With --url: the process id of a server on this machine, to report its CPU while
+    /// publishing (as for the embedded server).
+    #[arg(long)]
+    server_pid: Option<u32>,
     /// Extra `wsp serve` flags for the embedded server, e.g. `--serve-arg=--compression-min-size=0`
     /// (repeatable).
     #[arg(long = "serve-arg", allow_hyphen_values = true)]
@@ -149,7 +153,8 @@ pub fn main(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let plans = split(&args, &urls, duration);
     let lives: Vec<Arc<Live>> = plans.iter().map(|_| Arc::new(Live::default())).collect();
     let mut view = progress::View::new(!args.no_tui, &args, &urls, duration);
-    let outcome = target::run_workers(&plans, &lives, embedded.as_ref().map(|s| s.pid), &mut view);
+    let server_pid = embedded.as_ref().map(|s| s.pid).or(args.server_pid);
+    let outcome = target::run_workers(&plans, &lives, server_pid, &mut view);
     view.finish();
     let outcome = outcome?;
 
