@@ -1,7 +1,8 @@
 //! The handle through which the hub reaches one connected client.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
+use crate::auth::Grant;
 use crate::close::Close;
 use crate::config::SlowPolicy;
 use crate::frame::{Frame, Kind};
@@ -15,14 +16,30 @@ pub struct ClientHandle(Arc<Shared>);
 struct Shared {
     id: Arc<str>,
     outbox: Outbox,
+    /// What it may do; shared by every client of an open server, replaced by `refresh`.
+    grant: RwLock<Arc<Grant>>,
 }
 
 impl ClientHandle {
-    pub(crate) fn new(id: Arc<str>, queue: usize, policy: SlowPolicy) -> Self {
+    pub(crate) fn new(id: Arc<str>, queue: usize, policy: SlowPolicy, grant: Arc<Grant>) -> Self {
         Self(Arc::new(Shared {
             id,
             outbox: Outbox::new(queue, policy),
+            grant: RwLock::new(grant),
         }))
+    }
+
+    /// What this client is allowed (from its token; open without authentication).
+    pub fn grant(&self) -> Arc<Grant> {
+        self.0
+            .grant
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn set_grant(&self, grant: Arc<Grant>) {
+        *self.0.grant.write().unwrap_or_else(|e| e.into_inner()) = grant;
     }
 
     /// The client's id.

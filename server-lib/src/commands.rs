@@ -19,6 +19,7 @@ pub(crate) async fn builtin(ctx: Context, has_message_hooks: bool) -> Reply {
 }
 
 async fn run(ctx: Context, has_message_hooks: bool) -> Outcome {
+    crate::guard::check(&ctx)?;
     let hub = ctx.hub().clone();
     let me = ctx.client_id().to_string();
     let data = ctx.data().clone();
@@ -202,8 +203,47 @@ async fn run(ctx: Context, has_message_hooks: bool) -> Outcome {
             done(ok, &id, json!({ "client_id": id }))
         }
         "ping" => Ok(Reply::ok(json!({ "pong": now_ms() }))),
+        "refresh" => refresh(&ctx, str_arg(&data, "token")?),
         _ => route_or_unknown(&ctx, has_message_hooks).await,
     }
+}
+
+/// Replaces the connection's grant with a fresh token's, which must name the same uid (and,
+/// if it names one, the same client id). The connection then lives until the new `exp`.
+fn refresh(ctx: &Context, token: &str) -> Outcome {
+    let Some(auth) = &ctx.hub().config().auth else {
+        return Err(Reply::error(
+            status::BAD_REQUEST,
+            "this server runs without authentication: there is no token to refresh",
+        ));
+    };
+    let grant = auth
+        .verify(token)
+        .map_err(|e| Reply::error(status::UNAUTHORIZED, e.to_string()))?;
+    let current = ctx.client().grant();
+    if grant.uid != current.uid {
+        return Err(Reply::error(
+            status::FORBIDDEN,
+            format!(
+                "the new token is for uid {:?}, this connection is {:?}",
+                grant.uid.as_deref().unwrap_or_default(),
+                current.uid.as_deref().unwrap_or_default()
+            ),
+        ));
+    }
+    if grant
+        .client_id
+        .as_deref()
+        .is_some_and(|id| id != ctx.client_id())
+    {
+        return Err(Reply::error(
+            status::FORBIDDEN,
+            "the new token is for another client_id",
+        ));
+    }
+    let expires_at = grant.expires_at;
+    ctx.client().set_grant(std::sync::Arc::new(grant));
+    Ok(Reply::ok(json!({ "expires_at": expires_at })))
 }
 
 /// A protobuf frame with `toClientId` or `channel` is routed (whatever its `cmd`); otherwise an

@@ -29,6 +29,33 @@ impl std::str::FromStr for SlowPolicy {
     }
 }
 
+/// What a client may do to other clients with the built-in commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ClientRights {
+    /// A client acts only on itself; naming another `client_id` in join, leave, bind_uid,
+    /// unbind_uid, set_info, update_info, get_info or close_client needs an `admin` token.
+    /// The default.
+    #[default]
+    SelfOnly,
+    /// Any client may act on any other (wsPool's and GatewayWorker's behaviour): for trusted
+    /// networks only.
+    All,
+}
+
+impl std::str::FromStr for ClientRights {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "self" => Ok(ClientRights::SelfOnly),
+            "all" => Ok(ClientRights::All),
+            other => Err(format!(
+                "unknown client rights {other:?}: use `self` (the default) or `all`"
+            )),
+        }
+    }
+}
+
 /// Configuration of a pool. Build it with `ServerConfig::default()` and the chainable setters.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -79,6 +106,28 @@ pub struct ServerConfig {
     /// a bigger frame grows it to the frame's size (the whole frame is reserved once its header
     /// is read, up to `max_message_size`). Default: 1 KiB.
     pub read_buffer_size: usize,
+    /// JWT authentication of every handshake; `None` runs open (anyone connects, as any free
+    /// id). Default: none.
+    pub auth: Option<crate::auth::Auth>,
+    /// What a client may do to other clients. Default: [`ClientRights::SelfOnly`].
+    pub client_rights: ClientRights,
+    /// Longest time from the TCP accept to a complete HTTP request head (TLS handshake
+    /// included); a slower or partial request is dropped. Default: 10 s.
+    pub handshake_timeout: Duration,
+    /// Most WebSocket connections from one IP address; the next handshake gets HTTP 429.
+    /// 0: no limit. Default: 1,000.
+    pub max_connections_per_ip: usize,
+    /// Inbound frames per second one client may send, sustained (data frames, fragments and
+    /// pings). Over it (past the burst) a frame is dropped with an error reply (429); a client
+    /// that sends another burst's worth over the limit is closed with 1008. 0: no limit.
+    /// Default: 100.
+    pub max_messages_per_sec: u32,
+    /// Frames a client may send at once above the sustained rate. Default: 200.
+    pub message_burst: u32,
+    /// Most channels one client may be in. Default: 128.
+    pub max_channels_per_client: usize,
+    /// Largest info (sum of key and value bytes) a client may hold. Default: 4 KiB.
+    pub max_info_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -101,6 +150,14 @@ impl Default for ServerConfig {
             compression: false,
             compression_min_size: 512,
             compression_level: 1,
+            auth: None,
+            client_rights: ClientRights::SelfOnly,
+            handshake_timeout: Duration::from_secs(10),
+            max_connections_per_ip: 1000,
+            max_messages_per_sec: 100,
+            message_burst: 200,
+            max_channels_per_client: 128,
+            max_info_bytes: 4096,
         }
     }
 }
@@ -147,6 +204,22 @@ impl ServerConfig {
         compression_min_size: usize,
         /// Sets [`Self::compression_level`].
         compression_level: u32,
+        /// Sets [`Self::auth`].
+        auth: Option<crate::auth::Auth>,
+        /// Sets [`Self::client_rights`].
+        client_rights: ClientRights,
+        /// Sets [`Self::handshake_timeout`].
+        handshake_timeout: Duration,
+        /// Sets [`Self::max_connections_per_ip`].
+        max_connections_per_ip: usize,
+        /// Sets [`Self::max_messages_per_sec`].
+        max_messages_per_sec: u32,
+        /// Sets [`Self::message_burst`].
+        message_burst: u32,
+        /// Sets [`Self::max_channels_per_client`].
+        max_channels_per_client: usize,
+        /// Sets [`Self::max_info_bytes`].
+        max_info_bytes: usize,
     }
 
     /// Checks that every value is in range; the error names the field and what to do.
@@ -169,6 +242,15 @@ impl ServerConfig {
         }
         if !(1..=9).contains(&self.compression_level) {
             return bad("compression_level must be 1 (fastest) to 9 (smallest)");
+        }
+        if self.handshake_timeout.is_zero() {
+            return bad("handshake_timeout must be above zero");
+        }
+        if self.max_messages_per_sec > 0 && self.message_burst == 0 {
+            return bad("message_burst must be at least 1 when max_messages_per_sec is set");
+        }
+        if self.max_channels_per_client == 0 {
+            return bad("max_channels_per_client must be at least 1");
         }
         if self.server_id.is_empty() || self.server_id.contains(char::is_whitespace) {
             return bad("server_id must be non-empty and without spaces");

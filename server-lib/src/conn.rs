@@ -16,10 +16,12 @@ use tokio::time::{timeout, Instant};
 use wsp_proto::{Message as _, SendMsg};
 
 use crate::app::{App, Context, Session};
+use crate::auth::TOKEN_EXPIRED;
 use crate::client::ClientHandle;
 use crate::close::{code, Close};
 use crate::frame::{Frame, Kind};
 use crate::hub::Hub;
+use crate::limits::{cause, RateLimit, Verdict};
 use crate::outbox::{Batch, Item};
 use crate::protocol::{
     now_ms, status, Command, Format, JsonReply, JsonRequest, Reply, CMD_ERROR, CMD_WELCOME,
@@ -71,8 +73,10 @@ pub(crate) async fn run(mut ws: Socket, hub: Hub, app: Arc<App>, client: ClientH
     let mut batch: VecDeque<Item> = VecDeque::new();
     let mut streaming: Option<Box<Streaming>> = None;
     let mut last_seen = Instant::now();
-    // One timer for the connection's life, reset after each ping (not a new one per frame).
-    let ping = tokio::time::sleep(cfg.ping_interval);
+    let mut limit = RateLimit::new(cfg.message_burst);
+    // One timer for the connection's life, reset after each ping (not a new one per frame);
+    // it also wakes the connection when its token expires.
+    let ping = tokio::time::sleep(next_wake(&client, cfg.ping_interval));
     tokio::pin!(ping);
     let end = loop {
         tokio::select! {
@@ -106,7 +110,22 @@ pub(crate) async fn run(mut ws: Socket, hub: Hub, app: Arc<App>, client: ClientH
                         }
                         None => break End::Gone,
                     },
-                    Some(Ok(m)) => m.message,
+                    Some(Ok(m)) => {
+                        match limit.take(m.frames, cfg.max_messages_per_sec, cfg.message_burst) {
+                            Verdict::Pass => m.message,
+                            Verdict::Warn => {
+                                hub.refusals().note(cause::RATE, &id);
+                                let text = matches!(m.message, Message::Text(_));
+                                client.send(rate_limited(text, cfg));
+                                continue;
+                            }
+                            Verdict::Drop => continue,
+                            Verdict::Close => {
+                                hub.refusals().note(cause::RATE_CLOSE, &id);
+                                break End::Close(Close::new(code::POLICY, format!("rate limit: over {} frames/s for a whole burst", cfg.max_messages_per_sec)));
+                            }
+                        }
+                    }
                 };
                 last_seen = Instant::now();
                 match msg {
@@ -131,7 +150,11 @@ pub(crate) async fn run(mut ws: Socket, hub: Hub, app: Arc<App>, client: ClientH
                 if last_seen.elapsed() > cfg.heartbeat_timeout {
                     break End::Close(Close::heartbeat_timeout(cfg.heartbeat_timeout.as_secs()));
                 }
-                ping.as_mut().reset(Instant::now() + cfg.ping_interval);
+                if client.grant().expires_at.is_some_and(|exp| unix_now() >= exp) {
+                    hub.refusals().note(cause::EXPIRED, &id);
+                    break End::Close(Close::new(TOKEN_EXPIRED, "token expired: send `refresh` with a fresh token before `exp`"));
+                }
+                ping.as_mut().reset(Instant::now() + next_wake(&client, cfg.ping_interval));
                 ws.queue_message(&Message::Ping(bytes::Bytes::new()));
                 if Box::pin(flush(&mut ws, cfg.write_timeout)).await.is_err() {
                     break End::Gone;
@@ -141,6 +164,46 @@ pub(crate) async fn run(mut ws: Socket, hub: Hub, app: Arc<App>, client: ClientH
     };
 
     Box::pin(finish(ws, &hub, &app, &id, end)).await;
+}
+
+/// Time until the next ping, or until the token expires if that comes first.
+fn next_wake(client: &ClientHandle, ping_interval: Duration) -> Duration {
+    match client.grant().expires_at {
+        Some(exp) => ping_interval.min(Duration::from_secs(exp.saturating_sub(unix_now()))),
+        None => ping_interval,
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The error a client gets (once per episode) for a frame over its rate limit: JSON when
+/// that frame was text, the SendMsg error form otherwise.
+fn rate_limited(text: bool, cfg: &crate::ServerConfig) -> Frame {
+    let msg = format!(
+        "rate limit: at most {} frames/s (burst {}); frames are being dropped, and the connection closes (1008) if this goes on",
+        cfg.max_messages_per_sec, cfg.message_burst
+    );
+    if text {
+        return Frame::json(&JsonReply {
+            cmd: String::new(),
+            seqno: Value::String(String::new()),
+            status: status::TOO_MANY,
+            msg,
+            data: Value::Null,
+        });
+    }
+    Frame::sendmsg(&SendMsg {
+        cmd: CMD_ERROR,
+        timestamp: now_ms(),
+        status: status::TOO_MANY,
+        desc: msg,
+        ..Default::default()
+    })
 }
 
 /// Queues the batch's frames up to the first streamed message, which it returns (the rest of

@@ -25,6 +25,9 @@ pub enum Error {
     /// A streamed text message was not valid UTF-8.
     #[error("streamed text is not valid UTF-8")]
     InvalidUtf8,
+    /// The TLS certificate or key could not be loaded.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The cluster backend failed (Redis unreachable, protocol error...).
     #[error("cluster backend error: {0}")]
     Cluster(String),

@@ -4,11 +4,13 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
+use crate::auth::Grant;
 use crate::client::ClientHandle;
 use crate::close::Close;
 use crate::cluster::Cluster;
 use crate::config::ServerConfig;
 use crate::frame::Frame;
+use crate::limits::Refusals;
 use crate::presence::{Answer, Delivery, Info, PresenceEvent, Query, Route};
 use crate::registry::{Delivered, Registry};
 use crate::{Error, Result};
@@ -39,6 +41,9 @@ struct Inner {
     cluster: Option<Arc<dyn Cluster>>,
     config: Arc<ServerConfig>,
     next_id: AtomicU64,
+    /// The grant every connection shares on a server without authentication.
+    open: Arc<Grant>,
+    refusals: Refusals,
 }
 
 impl Hub {
@@ -59,6 +64,8 @@ impl Hub {
                 cluster,
                 config: Arc::new(config),
                 next_id: AtomicU64::new(1),
+                open: Arc::new(Grant::open()),
+                refusals: Refusals::default(),
             }),
         }
     }
@@ -100,6 +107,26 @@ impl Hub {
 
     /// Registers a new connection, with the id it asked for or a fresh unique one.
     pub async fn register(&self, requested: Option<String>) -> Result<ClientHandle> {
+        self.register_granted(requested, self.inner.open.clone())
+            .await
+    }
+
+    /// The grant shared by every connection of a server without authentication.
+    pub(crate) fn open_grant(&self) -> Arc<Grant> {
+        self.inner.open.clone()
+    }
+
+    /// Every refusal of the server's limits and rights so far, counted by cause.
+    pub fn refusals(&self) -> &Refusals {
+        &self.inner.refusals
+    }
+
+    /// Registers a connection with what it is allowed (from its token).
+    pub(crate) async fn register_granted(
+        &self,
+        requested: Option<String>,
+        grant: Arc<Grant>,
+    ) -> Result<ClientHandle> {
         let cfg = &self.inner.config;
         let id: Arc<str> = match requested {
             Some(id) => id.into(),
@@ -113,7 +140,7 @@ impl Hub {
                 return Err(Error::DuplicateId(id.to_string()));
             }
         }
-        let handle = ClientHandle::new(id.clone(), cfg.outbound_queue, cfg.slow_policy);
+        let handle = ClientHandle::new(id.clone(), cfg.outbound_queue, cfg.slow_policy, grant);
         if !self.inner.registry.insert(handle.clone()) {
             return Err(Error::DuplicateId(id.to_string()));
         }

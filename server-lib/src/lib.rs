@@ -38,6 +38,7 @@
 #![deny(missing_docs)]
 
 pub mod app;
+pub mod auth;
 pub mod client;
 pub mod close;
 pub mod cluster;
@@ -46,7 +47,10 @@ pub mod config;
 mod conn;
 pub mod error;
 pub mod frame;
+mod guard;
 pub mod hub;
+pub mod limits;
+mod listen;
 mod outbox;
 pub mod presence;
 pub mod protocol;
@@ -54,13 +58,14 @@ pub mod redis;
 pub mod registry;
 pub mod server;
 pub mod stream;
+pub mod tls;
 pub mod ws;
 
 pub use app::{App, Context, Next, Session};
 pub use client::ClientHandle;
 pub use close::Close;
 pub use cluster::Cluster;
-pub use config::{ServerConfig, SlowPolicy};
+pub use config::{ClientRights, ServerConfig, SlowPolicy};
 pub use error::{Error, Result};
 pub use frame::Frame;
 pub use hub::{Hub, WeakHub};

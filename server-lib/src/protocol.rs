@@ -15,12 +15,19 @@ pub mod status {
     pub const OK: i32 = 0;
     /// Malformed frame, or a missing or mistyped argument.
     pub const BAD_REQUEST: i32 = 400;
-    /// Refused by a middleware.
+    /// No valid token (`refresh` with a bad one).
+    pub const UNAUTHORIZED: i32 = 401;
+    /// Not allowed: acting on another client without rights, a channel outside the token's,
+    /// or refused by a middleware.
     pub const FORBIDDEN: i32 = 403;
     /// Unknown command, or the client/uid named is not online.
     pub const NOT_FOUND: i32 = 404;
     /// The id is taken.
     pub const CONFLICT: i32 = 409;
+    /// An argument is over its size limit (info).
+    pub const TOO_LARGE: i32 = 413;
+    /// Over a limit: the rate limit, or the channels per client.
+    pub const TOO_MANY: i32 = 429;
     /// Internal error (a cluster backend failed...).
     pub const INTERNAL: i32 = 500;
 }
@@ -58,6 +65,7 @@ pub const BUILTINS: &[(&str, i32)] = &[
     ("all_channels", 1022),
     ("close_client", 1023),
     ("ping", 1024),
+    ("refresh", 1025),
 ];
 
 /// The number of a built-in command name.
@@ -304,7 +312,7 @@ mod tests {
             assert!(seen.insert(*n), "{name} reuses {n}");
             assert_eq!(builtin_name(*n), Some(*name));
         }
-        assert_eq!(BUILTINS.len(), 24);
+        assert_eq!(BUILTINS.len(), 25);
     }
 
     #[test]

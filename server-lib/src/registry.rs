@@ -116,6 +116,19 @@ impl Registry {
         self.read().clients.get(id).map(|e| e.handle.clone())
     }
 
+    /// How many channels a client here is in, and the bytes of its info (keys and values).
+    pub fn footprint(&self, id: &str) -> Option<(usize, usize)> {
+        self.read().clients.get(id).map(|e| {
+            let info = e.info.iter().map(|(k, v)| k.len() + v.len()).sum();
+            (e.channels.len(), info)
+        })
+    }
+
+    /// The info of a client here.
+    pub fn info_of(&self, id: &str) -> Option<Info> {
+        self.read().clients.get(id).map(|e| e.info.clone())
+    }
+
     /// Adds a client to a channel; `false` when the client is not here.
     pub fn join(&self, id: &str, channel: &str) -> bool {
         let mut s = self.write();
@@ -405,7 +418,7 @@ mod tests {
     use crate::frame::Frame;
 
     fn client(r: &Registry, id: &str) -> ClientHandle {
-        let h = ClientHandle::new(id.into(), 8, SlowPolicy::Drop);
+        let h = ClientHandle::new(id.into(), 8, SlowPolicy::Drop, Default::default());
         assert!(r.insert(h.clone()));
         h
     }
@@ -440,6 +453,11 @@ mod tests {
             Answer::Bool(false)
         );
         assert_eq!(r.answer(&Query::AllUids), Answer::Ids(vec!["u2".into()]));
-        assert!(!r.insert(ClientHandle::new("a".into(), 1, SlowPolicy::Drop)));
+        assert!(!r.insert(ClientHandle::new(
+            "a".into(),
+            1,
+            SlowPolicy::Drop,
+            Default::default()
+        )));
     }
 }

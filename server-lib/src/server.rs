@@ -10,16 +10,18 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::app::App;
+use crate::auth::{self, Grant};
 use crate::close::Close;
 use crate::conn::{self, Join};
 use crate::hub::Hub;
+use crate::limits::{cause, check_channel, check_id, PerIp};
 use crate::protocol::Format;
+use crate::tls::Tls;
 use crate::ws::{handshake, Role, WebSocket, WsConfig};
 use crate::{Error, Result};
 
@@ -29,6 +31,8 @@ pub struct Server {
     hub: Hub,
     app: Arc<App>,
     connections: Arc<AtomicUsize>,
+    per_ip: PerIp,
+    tls: Option<Arc<Tls>>,
 }
 
 /// Decrements the connection count when a connection (or a failed handshake) ends.
@@ -48,7 +52,15 @@ impl Server {
             hub,
             app: Arc::new(app),
             connections: Arc::new(AtomicUsize::new(0)),
+            per_ip: PerIp::default(),
+            tls: None,
         })
+    }
+
+    /// Serves `wss://` and `https://` with this certificate (see [`Tls::reload`]).
+    pub fn with_tls(mut self, tls: Arc<Tls>) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     /// The pool.
@@ -66,26 +78,24 @@ impl Server {
     }
 
     /// Serves on `listener` until `shutdown` completes; then refuses new connections, closes
-    /// every client with 1001, waits for them (at most `close_timeout`), and returns.
+    /// every client with 1001, waits for them (at most `close_timeout`), and returns. Every
+    /// connection must complete its TLS handshake (with [`Server::with_tls`]) and its HTTP
+    /// request head within `handshake_timeout`.
     pub async fn run(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let router = self.router();
-        // Small frames must leave at once: latency matters more than packet count here.
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let serve = axum::serve(
+        let serving = tokio::spawn(crate::listen::accept_loop(
             listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = stop_rx.await;
-        });
-        let serving = tokio::spawn(async move { serve.await });
+            self.router(),
+            self.hub.clone(),
+            self.tls.clone(),
+            async move {
+                let _ = stop_rx.await;
+            },
+        ));
         shutdown.await;
         tracing::info!(
             clients = self.hub.online_count(),
@@ -114,6 +124,9 @@ async fn healthz(State(server): State<Server>) -> impl IntoResponse {
         "dropped_frames": hub.dropped_frames(),
         "echo": hub.config().echo,
         "cluster": hub.cluster_status().map(|(backend, connected)| json!({ "backend": backend, "connected": connected })),
+        "auth": hub.config().auth.is_some(),
+        "tls": server.tls.is_some(),
+        "refused": hub.refusals().counts().into_iter().collect::<std::collections::BTreeMap<_, _>>(),
     }))
 }
 
@@ -139,6 +152,10 @@ async fn upgrade(
     }
     let slot = Slot(server.connections.clone());
     if server.connections.fetch_add(1, Ordering::AcqRel) >= cfg.max_connections {
+        server
+            .hub
+            .refusals()
+            .note(cause::MAX_CONNECTIONS, &peer.to_string());
         return refuse(
             StatusCode::SERVICE_UNAVAILABLE,
             format!(
@@ -147,7 +164,21 @@ async fn upgrade(
             ),
         );
     }
-    let params = match ConnectParams::parse(
+    let Some(ip_slot) = server.per_ip.acquire(peer.ip(), cfg.max_connections_per_ip) else {
+        server
+            .hub
+            .refusals()
+            .note(cause::PER_IP, &peer.ip().to_string());
+        return refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "too many connections from {} (at most {}; raise --max-connections-per-ip)",
+                peer.ip(),
+                cfg.max_connections_per_ip
+            ),
+        );
+    };
+    let mut params = match ConnectParams::parse(
         req.uri().query().unwrap_or(""),
         headers,
         cfg.subprotocol_ids,
@@ -155,6 +186,43 @@ async fn upgrade(
         Ok(p) => p,
         Err(msg) => return refuse(StatusCode::BAD_REQUEST, msg),
     };
+    if params.join.channels.len() > cfg.max_channels_per_client {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "at most {} channels per client (--max-channels-per-client)",
+                cfg.max_channels_per_client
+            ),
+        );
+    }
+    let grant = match &cfg.auth {
+        None => server.hub.open_grant(),
+        Some(auth) => {
+            let authorization = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok());
+            let verified = auth::token_of(params.token.as_deref(), authorization)
+                .ok_or(auth::AuthError::Missing)
+                .and_then(|t| auth.verify(t));
+            match verified {
+                Ok(g) => Arc::new(g),
+                Err(e) => {
+                    server
+                        .hub
+                        .refusals()
+                        .note(cause::AUTH, &format!("{peer}: {e}"));
+                    return refuse(StatusCode::UNAUTHORIZED, e.to_string());
+                }
+            }
+        }
+    };
+    if let Err(msg) = params.admit(&grant) {
+        server
+            .hub
+            .refusals()
+            .note(cause::HANDSHAKE_FORBIDDEN, &format!("{peer}: {msg}"));
+        return refuse(StatusCode::FORBIDDEN, msg);
+    }
     let deflate = if cfg.compression {
         handshake::negotiate_deflate(headers)
     } else {
@@ -166,7 +234,7 @@ async fn upgrade(
             "this connection cannot be upgraded (HTTP/1.1 is required for WebSocket)",
         );
     };
-    let client = match server.hub.register(params.id.clone()).await {
+    let client = match server.hub.register_granted(params.id.clone(), grant).await {
         Ok(c) => c,
         Err(Error::DuplicateId(id)) => {
             return refuse(StatusCode::CONFLICT, format!("client id {id:?} is already connected; pick another id or omit `id` to get one assigned"))
@@ -197,7 +265,7 @@ async fn upgrade(
         compression_min_size: cfg.compression_min_size,
     };
     tokio::spawn(async move {
-        let _slot = slot;
+        let _slots = (slot, ip_slot);
         match on_upgrade.await {
             Ok(upgraded) => {
                 let io = hyper_util::rt::TokioIo::new(upgraded);
@@ -252,9 +320,9 @@ struct ConnectParams {
     id: Option<String>,
     join: Join,
     protocol: Option<String>,
+    /// `?token=` (never logged).
+    token: Option<String>,
 }
-
-const MAX_ID_LEN: usize = 128;
 
 impl ConnectParams {
     fn parse(
@@ -267,6 +335,7 @@ impl ConnectParams {
             match &*k {
                 "id" => p.id = Some(v.into_owned()),
                 "uid" => p.join.uid = Some(v.into_owned()),
+                "token" => p.token = Some(v.into_owned()),
                 "channel" => p.join.channels.push(v.into_owned()),
                 "format" => {
                     p.join.format = Some(match &*v {
@@ -298,16 +367,48 @@ impl ConnectParams {
             }
         }
         if let Some(id) = &p.id {
-            if id.is_empty() || id.len() > MAX_ID_LEN || id.chars().any(char::is_control) {
+            check_id("client id", id)?;
+        }
+        if let Some(uid) = &p.join.uid {
+            check_id("uid", uid)?;
+        }
+        for c in &p.join.channels {
+            check_channel(c)?;
+        }
+        Ok(p)
+    }
+
+    /// Checks the request against the connection's grant, and applies the token's uid and
+    /// client id.
+    fn admit(&mut self, grant: &Grant) -> std::result::Result<(), String> {
+        if !grant.authenticated() {
+            return Ok(());
+        }
+        if let (Some(asked), Some(allowed)) = (&self.id, &grant.client_id) {
+            if asked != allowed {
                 return Err(format!(
-                    "client id must be 1 to {MAX_ID_LEN} printable characters"
+                    "the token is for client id {allowed:?}, not {asked:?}"
                 ));
             }
         }
-        if p.join.channels.iter().any(|c| c.is_empty()) {
-            return Err("channel names must not be empty".into());
+        if self.id.is_none() {
+            self.id = grant.client_id.clone();
         }
-        Ok(p)
+        if let (Some(asked), Some(uid)) = (&self.join.uid, &grant.uid) {
+            if asked != uid {
+                return Err(format!("the token is for uid {uid:?}, not {asked:?}"));
+            }
+        }
+        self.join.uid = grant.uid.clone();
+        if let Some(ch) = self
+            .join
+            .channels
+            .iter()
+            .find(|c| !grant.admin && !grant.channels.allows(c))
+        {
+            return Err(format!("channel {ch:?} is not in the token"));
+        }
+        Ok(())
     }
 }
 

@@ -37,6 +37,12 @@ impl EmbeddedServer {
                 "127.0.0.1:0",
                 "--max-connections",
                 "1000000",
+                // A load generator on loopback is one IP sending as fast as it is told: the
+                // embedded server opts out of the per-IP and rate limits, explicitly.
+                "--max-connections-per-ip",
+                "0",
+                "--max-messages-per-sec",
+                "0",
             ])
             .args(extra)
             .env(

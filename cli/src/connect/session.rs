@@ -303,7 +303,7 @@ async fn pump(
         tokio::select! {
             m = stream.next() => {
                 let (m, compressed, wire_len) = match m {
-                    Some(Ok(Incoming { message, compressed, wire_len })) => (message, compressed, wire_len),
+                    Some(Ok(Incoming { message, compressed, wire_len, .. })) => (message, compressed, wire_len),
                     Some(Err(e)) => return Pump::Lost(format!("connection lost: {e}")),
                     None => return if we_closed { Pump::UserClosed("closed".into()) } else { Pump::Lost("connection closed by the server".into()) },
                 };

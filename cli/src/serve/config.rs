@@ -7,8 +7,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 use serde::Deserialize;
+use wsp_server::auth::Auth;
 use wsp_server::redis::RedisConfig;
-use wsp_server::{ServerConfig, SlowPolicy};
+use wsp_server::{ClientRights, ServerConfig, SlowPolicy};
 
 /// Flags of `wsp serve`. Every flag also reads a `WSP_*` environment variable.
 #[derive(Debug, Args, Default)]
@@ -83,6 +84,65 @@ pub struct ServeArgs {
     /// A node silent this long is dead and its clients leave presence, e.g. `10s`.
     #[arg(long, env = "WSP_NODE_TTL", value_parser = humantime::parse_duration)]
     node_ttl: Option<Duration>,
+    /// Require a JWT signed with this HS256 secret on every handshake (`?token=` or
+    /// `Authorization: Bearer`). Claims: docs/PROTOCOL.md.
+    #[arg(long, env = "WSP_AUTH_JWT_SECRET", hide_env_values = true)]
+    auth_jwt_secret: Option<String>,
+    /// Require a JWT signed by the private half of this PEM public key (RS256 or ES256).
+    #[arg(long, env = "WSP_AUTH_JWT_PUBLIC_KEY")]
+    auth_jwt_public_key: Option<PathBuf>,
+    /// What a client may do to others: `self` (default: only itself; acting on others needs
+    /// an admin token) or `all` (any client acts on any other; trusted networks only).
+    #[arg(long, env = "WSP_CLIENT_RIGHTS")]
+    client_rights: Option<ClientRights>,
+    /// Serve wss:// and https:// with this PEM certificate chain (with --tls-key); SIGHUP
+    /// reloads both files.
+    #[arg(long, env = "WSP_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "WSP_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Drop a connection whose TLS handshake and HTTP request head take longer, e.g. `10s`.
+    #[arg(long, env = "WSP_HANDSHAKE_TIMEOUT", value_parser = humantime::parse_duration)]
+    handshake_timeout: Option<Duration>,
+    /// Most connections from one IP address (then HTTP 429); 0 for no limit. Default 1000.
+    #[arg(long, env = "WSP_MAX_CONNECTIONS_PER_IP")]
+    max_connections_per_ip: Option<usize>,
+    /// Frames per second a client may send, sustained (over it: dropped with a 429 error, then
+    /// close 1008); 0 for no limit. Default 100.
+    #[arg(long, env = "WSP_MAX_MESSAGES_PER_SEC")]
+    max_messages_per_sec: Option<u32>,
+    /// Frames a client may send at once above that rate. Default 200.
+    #[arg(long, env = "WSP_MESSAGE_BURST")]
+    message_burst: Option<u32>,
+    /// Most channels one client may be in (then 429). Default 128.
+    #[arg(long, env = "WSP_MAX_CHANNELS_PER_CLIENT")]
+    max_channels_per_client: Option<usize>,
+    /// Largest info a client may hold, in bytes of keys and values (then 413). Default 4096.
+    #[arg(long, env = "WSP_MAX_INFO_BYTES")]
+    max_info_bytes: Option<usize>,
+}
+
+/// TLS files to serve with, when set.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+/// Everything `wsp serve` runs with, resolved.
+#[derive(Debug)]
+pub struct Resolved {
+    /// Address to listen on.
+    pub listen: String,
+    /// The pool's configuration.
+    pub config: ServerConfig,
+    /// Cluster settings, when clustering.
+    pub redis: Option<RedisConfig>,
+    /// TLS files, when serving wss://.
+    pub tls: Option<TlsFiles>,
 }
 
 /// The TOML config file: the same settings as the flags, durations as strings (`"30s"`).
@@ -110,6 +170,17 @@ struct FileConfig {
     sharded_pubsub: Option<bool>,
     redis_prefix: Option<String>,
     node_ttl: Option<String>,
+    auth_jwt_secret: Option<String>,
+    auth_jwt_public_key: Option<PathBuf>,
+    client_rights: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    handshake_timeout: Option<String>,
+    max_connections_per_ip: Option<usize>,
+    max_messages_per_sec: Option<u32>,
+    message_burst: Option<u32>,
+    max_channels_per_client: Option<usize>,
+    max_info_bytes: Option<usize>,
 }
 
 fn duration(name: &str, v: Option<String>) -> anyhow::Result<Option<Duration>> {
@@ -132,7 +203,7 @@ impl ServeArgs {
 
     /// Merges flags, environment and file into the listen address, a `ServerConfig`, and the
     /// Redis settings when clustering.
-    pub fn resolve(self) -> anyhow::Result<(String, ServerConfig, Option<RedisConfig>)> {
+    pub fn resolve(self) -> anyhow::Result<Resolved> {
         let file = match &self.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -196,6 +267,68 @@ impl ServeArgs {
             c.server_id = id;
         }
         c.subprotocol_ids = !self.no_subprotocol_ids && file.subprotocol_ids.unwrap_or(true);
+        c.auth = match (
+            self.auth_jwt_secret.or(file.auth_jwt_secret),
+            self.auth_jwt_public_key.or(file.auth_jwt_public_key),
+        ) {
+            (Some(_), Some(_)) => {
+                anyhow::bail!("give --auth-jwt-secret or --auth-jwt-public-key, not both")
+            }
+            (Some(secret), None) => {
+                if secret.len() < 32 {
+                    anyhow::bail!("--auth-jwt-secret must be at least 32 bytes (HS256 needs a strong secret; e.g. `openssl rand -hex 32`)");
+                }
+                Some(Auth::hs256(secret.as_bytes()))
+            }
+            (None, Some(path)) => {
+                let pem = std::fs::read(&path)
+                    .with_context(|| format!("reading --auth-jwt-public-key {}", path.display()))?;
+                Some(
+                    Auth::public_key_pem(&pem)
+                        .with_context(|| format!("--auth-jwt-public-key {}", path.display()))?,
+                )
+            }
+            (None, None) => None,
+        };
+        c.client_rights = match (self.client_rights, file.client_rights) {
+            (Some(r), _) => r,
+            (None, Some(s)) => s
+                .parse()
+                .map_err(anyhow::Error::msg)
+                .context("`client_rights` in config file")?,
+            (None, None) => c.client_rights,
+        };
+        c.handshake_timeout = self
+            .handshake_timeout
+            .or(duration("handshake_timeout", file.handshake_timeout)?)
+            .unwrap_or(c.handshake_timeout);
+        c.max_connections_per_ip = pick(
+            self.max_connections_per_ip,
+            file.max_connections_per_ip,
+            c.max_connections_per_ip,
+        );
+        c.max_messages_per_sec = self
+            .max_messages_per_sec
+            .or(file.max_messages_per_sec)
+            .unwrap_or(c.max_messages_per_sec);
+        c.message_burst = self
+            .message_burst
+            .or(file.message_burst)
+            .unwrap_or(c.message_burst);
+        c.max_channels_per_client = pick(
+            self.max_channels_per_client,
+            file.max_channels_per_client,
+            c.max_channels_per_client,
+        );
+        c.max_info_bytes = pick(self.max_info_bytes, file.max_info_bytes, c.max_info_bytes);
+        let tls = match (
+            self.tls_cert.or(file.tls_cert),
+            self.tls_key.or(file.tls_key),
+        ) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => anyhow::bail!("TLS needs both --tls-cert and --tls-key"),
+        };
         if c.echo {
             // Conformance suites send up to 16 MiB messages.
             c.max_message_size = c
@@ -226,6 +359,11 @@ impl ServeArgs {
             .listen
             .or(file.listen)
             .unwrap_or_else(|| "127.0.0.1:8080".into());
-        Ok((listen, c, redis))
+        Ok(Resolved {
+            listen,
+            config: c,
+            redis,
+            tls,
+        })
     }
 }

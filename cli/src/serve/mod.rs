@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 use wsp_server::redis::RedisCluster;
+use wsp_server::tls::Tls;
 use wsp_server::{App, Hub, Server};
 
 pub use config::ServeArgs;
@@ -18,8 +19,17 @@ pub use config::ServeArgs;
 /// Runs `wsp serve` until SIGINT/SIGTERM.
 pub fn main(args: ServeArgs) -> anyhow::Result<ExitCode> {
     crate::sys::init_logging();
-    let (listen, cfg, redis) = args.resolve()?;
+    let config::Resolved {
+        listen,
+        config: cfg,
+        redis,
+        tls,
+    } = args.resolve()?;
     cfg.validate().context("checking the configuration")?;
+    let tls = tls
+        .map(|f| Tls::from_pem_files(&f.cert, &f.key))
+        .transpose()
+        .context("loading the TLS certificate")?;
     let fds = crate::sys::raise_fd_limit();
     let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     rt.block_on(async move {
@@ -29,10 +39,17 @@ pub fn main(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let addr = listener.local_addr()?;
         // The one line a script waits for (port 0 resolves here).
         let mut out = std::io::stdout().lock();
-        writeln!(out, "wsp serve listening on ws://{addr}/ws")?;
+        let scheme = if tls.is_some() { "wss" } else { "ws" };
+        writeln!(out, "wsp serve listening on {scheme}://{addr}/ws")?;
         out.flush()?;
         drop(out);
-        tracing::info!(%addr, server_id = %cfg.server_id, echo = cfg.echo, open_files = fds, "serving");
+        tracing::info!(%addr, server_id = %cfg.server_id, echo = cfg.echo, open_files = fds, tls = tls.is_some(), auth = cfg.auth.is_some(), "serving");
+        if cfg.auth.is_none() && !addr.ip().is_loopback() {
+            tracing::warn!(%addr, "listening beyond loopback with no authentication: anyone who reaches this port can connect as any free id and join any channel; set --auth-jwt-secret or --auth-jwt-public-key");
+        }
+        if cfg.client_rights == wsp_server::ClientRights::All {
+            tracing::warn!("--client-rights all: any client may join, bind, read, change and close any other; use on trusted networks only");
+        }
         let hub = match redis {
             None => Hub::new(cfg),
             Some(r) => {
@@ -46,11 +63,32 @@ pub fn main(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 hub
             }
         };
-        let server = Server::new(hub, App::new())?;
+        let mut server = Server::new(hub, App::new())?;
+        if let Some(tls) = tls {
+            server = server.with_tls(tls.clone());
+            tokio::spawn(reload_on_sighup(tls));
+        }
         server.run(listener, crate::sys::shutdown_signal()).await?;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Reloads the certificate and key on every SIGHUP; a bad file keeps the current ones.
+async fn reload_on_sighup(tls: std::sync::Arc<Tls>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP: TLS reload disabled");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match tls.reload() {
+            Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+            Err(e) => {
+                tracing::error!(error = %e, "SIGHUP: TLS reload failed; keeping the current certificate")
+            }
+        }
+    }
 }
 
 /// Starts a pool on a free loopback port in this process (for `wsp bench` with no URL).

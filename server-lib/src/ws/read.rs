@@ -30,6 +30,8 @@ pub struct Incoming {
     pub compressed: bool,
     /// Bytes it took on the wire, headers included.
     pub wire_len: usize,
+    /// Frames it took (1 unless fragmented), for rate limits that count frames.
+    pub frames: u32,
 }
 
 /// A fragmented message being reassembled (boxed in [`Reader`]: rare, and big).
@@ -38,6 +40,7 @@ struct Partial {
     compressed: bool,
     data: BytesMut,
     wire_len: usize,
+    frames: u32,
     /// Length of the prefix known to be valid UTF-8 (uncompressed text only).
     utf8_checked: usize,
 }
@@ -212,6 +215,7 @@ impl Reader {
                 message,
                 compressed: false,
                 wire_len,
+                frames: 1,
             }))
         };
         match head.opcode {
@@ -225,6 +229,7 @@ impl Reader {
                 let p = self.partial.as_mut().expect("checked in `check`");
                 p.data.extend_from_slice(&payload);
                 p.wire_len += wire_len;
+                p.frames = p.frames.saturating_add(1);
                 if p.text && !p.compressed {
                     p.utf8_checked = check_utf8_prefix(&p.data, p.utf8_checked)?;
                 }
@@ -233,7 +238,12 @@ impl Reader {
                 }
                 let p = self.partial.take().expect("present");
                 self.finish(p.text, p.compressed, p.data.freeze(), p.wire_len)
-                    .map(Some)
+                    .map(|m| {
+                        Some(Incoming {
+                            frames: p.frames,
+                            ..m
+                        })
+                    })
             }
             OpCode::Data(d) => {
                 let text = d == Data::Text;
@@ -252,6 +262,7 @@ impl Reader {
                     compressed: head.rsv1,
                     data: payload,
                     wire_len,
+                    frames: 1,
                     utf8_checked,
                 }));
                 Ok(None)
@@ -288,6 +299,7 @@ impl Reader {
             message,
             compressed,
             wire_len,
+            frames: 1,
         })
     }
 }

@@ -1,0 +1,159 @@
+//! The one place where built-in commands are checked against what the calling client is
+//! allowed ([`crate::auth::Grant`], `client_rights`) and against the per-client limits. It runs
+//! after the application's middleware, before the built-in itself (and before a protobuf
+//! application frame is routed); an application that handles a command itself decides its own
+//! rules.
+
+use serde_json::Value;
+
+use crate::app::Context;
+use crate::config::ClientRights;
+use crate::limits::{cause, check_channel, check_id};
+use crate::protocol::{is_addressed, status, Reply};
+
+/// Commands that act on the client named by `client_id` (the caller by default).
+const ACTS_ON_CLIENT: &[&str] = &[
+    "join",
+    "leave",
+    "bind_uid",
+    "unbind_uid",
+    "set_info",
+    "update_info",
+    "get_info",
+    "uid_by_client_id",
+    "close_client",
+];
+
+/// Presence queries about one channel.
+const CHANNEL_QUERIES: &[&str] = &[
+    "client_ids_by_channel",
+    "uids_by_channel",
+    "channel_client_count",
+    "channel_uid_count",
+];
+
+/// Commands that reach or list every client: with authentication, for admins only.
+const EVERYONE: &[&str] = &["send_to_all", "all_uids", "all_channels"];
+
+/// `Ok` when the caller may run `ctx.cmd()` with these arguments; otherwise the reply that
+/// says why not (403, 400, 413 or 429), already counted in the hub's refusals.
+#[allow(clippy::result_large_err)]
+pub(crate) fn check(ctx: &Context) -> Result<(), Reply> {
+    let hub = ctx.hub();
+    let cfg = hub.config();
+    let grant = ctx.client().grant();
+    let me = ctx.client_id();
+    let data = ctx.data();
+    let cmd = ctx.cmd();
+    let admin = grant.admin || cfg.client_rights == ClientRights::All;
+    let refuse = |c: &'static str, st: i32, msg: String| {
+        hub.refusals().note(c, &format!("{me}: {msg}"));
+        Err(Reply::error(st, msg))
+    };
+    let text = |key: &str| {
+        data.get(key)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
+
+    let target = text("client_id").unwrap_or(me);
+    let on_self = target == me;
+    if ACTS_ON_CLIENT.contains(&cmd) && !on_self && !admin {
+        return refuse(
+            cause::RIGHTS,
+            status::FORBIDDEN,
+            format!("`{cmd}` on another client ({target:?}) needs an admin token, or `--client-rights all` on a trusted network"),
+        );
+    }
+    let authenticated = grant.authenticated() && !grant.admin;
+    let channels: Vec<&str> = match (cmd, data.get("channel")) {
+        ("join" | "leave" | "send_to_channel", Some(Value::String(c))) => vec![c.as_str()],
+        ("send_to_channel", Some(Value::Array(cs))) => {
+            cs.iter().filter_map(Value::as_str).collect()
+        }
+        (q, Some(Value::String(c))) if CHANNEL_QUERIES.contains(&q) => vec![c.as_str()],
+        _ => match ctx.sendmsg() {
+            Some(m) if is_addressed(m) && cmd != "join" => {
+                m.channel.iter().map(String::as_str).collect()
+            }
+            _ => Vec::new(),
+        },
+    };
+    if cmd == "join" {
+        if let Some(ch) = channels.first() {
+            check_channel(ch).or_else(|m| refuse(cause::INVALID, status::BAD_REQUEST, m))?;
+        }
+    }
+    if authenticated && cmd != "leave" {
+        if let Some(ch) = channels.iter().find(|c| !grant.channels.allows(c)) {
+            return refuse(
+                cause::RIGHTS,
+                status::FORBIDDEN,
+                format!("channel {ch:?} is not in this connection's token"),
+            );
+        }
+        if EVERYONE.contains(&cmd) {
+            return refuse(
+                cause::RIGHTS,
+                status::FORBIDDEN,
+                format!("`{cmd}` needs an admin token"),
+            );
+        }
+        if matches!(cmd, "bind_uid" | "unbind_uid") && text("uid") != grant.uid.as_deref() {
+            return refuse(
+                cause::RIGHTS,
+                status::FORBIDDEN,
+                format!(
+                    "this connection's token binds it to uid {:?}",
+                    grant.uid.as_deref().unwrap_or_default()
+                ),
+            );
+        }
+    }
+    if cmd == "bind_uid" {
+        if let Some(uid) = text("uid") {
+            check_id("uid", uid).or_else(|m| refuse(cause::INVALID, status::BAD_REQUEST, m))?;
+        }
+    }
+    // Limits on what a client holds: checked where the client lives (this node).
+    let Some((joined, info_bytes)) = hub.registry().footprint(target) else {
+        return Ok(());
+    };
+    if cmd == "join" && joined >= cfg.max_channels_per_client {
+        let ch = channels.first().copied().unwrap_or_default();
+        if !hub.registry().in_any(target, &[ch.to_string()]) {
+            return refuse(
+                cause::CHANNELS,
+                status::TOO_MANY,
+                format!(
+                    "a client may be in at most {} channels (--max-channels-per-client)",
+                    cfg.max_channels_per_client
+                ),
+            );
+        }
+    }
+    if matches!(cmd, "set_info" | "update_info") {
+        if let Some(Value::Object(info)) = data.get("info") {
+            let new: usize = info
+                .iter()
+                .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))
+                .sum();
+            let total = if cmd == "update_info" {
+                new + info_bytes
+            } else {
+                new
+            };
+            if total > cfg.max_info_bytes {
+                return refuse(
+                    cause::INVALID,
+                    status::TOO_LARGE,
+                    format!(
+                        "info would hold {total} bytes; the limit is {} (--max-info-bytes)",
+                        cfg.max_info_bytes
+                    ),
+                );
+            }
+        }
+    }
+    Ok(())
+}
