@@ -226,10 +226,11 @@ impl Serve {
             .trim()
             .rsplit(' ')
             .next()
-            .filter(|u| u.starts_with("ws://"))
+            .filter(|u| u.starts_with("ws://") || u.starts_with("wss://"))
             .unwrap_or_else(|| panic!("unexpected first line from wsp serve: {line:?}"))
             .to_string();
         let addr = url
+            .trim_start_matches("wss://")
             .trim_start_matches("ws://")
             .trim_end_matches("/ws")
             .to_string();
@@ -328,6 +329,22 @@ impl Client {
             .await
             .expect("connect timed out")
             .unwrap_or_else(|e| panic!("connect {url}: {e}"));
+        Client {
+            ws,
+            id: String::new(),
+            seq: 0,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Connects with a prepared request (extra headers) and reads nothing.
+    pub async fn with_request(
+        req: tokio_tungstenite::tungstenite::handshake::client::Request,
+    ) -> Client {
+        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(req))
+            .await
+            .expect("connect timed out")
+            .unwrap_or_else(|e| panic!("connect: {e}"));
         Client {
             ws,
             id: String::new(),
