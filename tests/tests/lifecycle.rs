@@ -97,6 +97,9 @@ async fn drop_policy_keeps_the_slow_reader_and_counts_drops() {
         "drop",
         "--write-timeout",
         "30s",
+        // This case is about the outbound queue, not the inbound rate limit.
+        "--max-messages-per-sec",
+        "0",
     ]);
     let mut burst = Client::json(&s.ws("id=burst")).await;
     // Ask for many replies without reading: 2 queued at most, the rest dropped for this client.
@@ -120,7 +123,8 @@ async fn drop_policy_keeps_the_slow_reader_and_counts_drops() {
 
 #[tokio::test]
 async fn close_client_sends_a_close_frame_and_the_handshake_completes() {
-    let s = Serve::start(&[]);
+    // Closing another client takes rights: on a trusted network, `--client-rights all`.
+    let s = Serve::start(&["--client-rights", "all"]);
     let mut admin = Client::json(&s.ws("id=admin")).await;
     let mut victim = Client::json(&s.ws("id=victim")).await;
     admin

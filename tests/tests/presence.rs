@@ -3,9 +3,13 @@
 use serde_json::json;
 use wsp_tests::{Client, Serve};
 
+/// These cases query and change other clients, GatewayWorker's model: a trusted network's
+/// `--client-rights all` (the default lets a client act only on itself; see tests/tests/auth.rs).
+const ALL_RIGHTS: &[&str] = &["--client-rights", "all"];
+
 #[tokio::test]
 async fn every_presence_query_answers() {
-    let s = Serve::start(&[]);
+    let s = Serve::start(ALL_RIGHTS);
     let mut a = Client::json(&s.ws("id=a&uid=u1&channel=red")).await;
     let _b = Client::json(&s.ws("id=b&uid=u1&channel=red&channel=blue")).await;
     let _c = Client::json(&s.ws("id=c&uid=u2&channel=blue")).await;
@@ -82,7 +86,7 @@ async fn every_presence_query_answers() {
 
 #[tokio::test]
 async fn presence_follows_disconnects() {
-    let s = Serve::start(&[]);
+    let s = Serve::start(ALL_RIGHTS);
     let mut a = Client::json(&s.ws("id=a")).await;
     let b = Client::json(&s.ws("id=b&uid=ub&channel=solo")).await;
     assert_eq!(
@@ -108,7 +112,7 @@ async fn presence_follows_disconnects() {
 
 #[tokio::test]
 async fn info_set_update_get() {
-    let s = Serve::start(&[]);
+    let s = Serve::start(ALL_RIGHTS);
     let mut a = Client::json(&s.ws("id=a")).await;
     let mut b = Client::json(&s.ws("id=b")).await;
     a.ok(

@@ -165,6 +165,9 @@ impl Reader {
         if head.rsv2 || head.rsv3 {
             return protocol("reserved bits RSV2/RSV3 set without a negotiated extension");
         }
+        if len >> 63 != 0 {
+            return protocol("payload length with its most significant bit set (RFC 6455 §5.2)");
+        }
         match head.opcode {
             OpCode::Control(_) => {
                 if !head.is_final {
