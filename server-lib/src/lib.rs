@@ -47,6 +47,8 @@ pub mod config;
 mod conn;
 pub mod error;
 pub mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 mod guard;
 pub mod hub;
 pub mod limits;

@@ -314,6 +314,24 @@ fn check_origin(headers: &HeaderMap, allowed: &[String]) -> std::result::Result<
     ))
 }
 
+/// Fuzzing entry: parses a handshake's query and subprotocol; what is accepted obeys the
+/// name rules.
+#[doc(hidden)]
+pub fn fuzz_connect_params(query: &str, subprotocol: &str) {
+    let mut h = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(subprotocol) {
+        h.insert(header::SEC_WEBSOCKET_PROTOCOL, v);
+    }
+    if let Ok(p) = ConnectParams::parse(query, &h, true) {
+        if let Some(id) = &p.id {
+            assert!(check_id("id", id).is_ok());
+        }
+        for c in &p.join.channels {
+            assert!(check_channel(c).is_ok());
+        }
+    }
+}
+
 /// The connect parameters of `/ws`.
 #[derive(Debug, Default, Clone, PartialEq)]
 struct ConnectParams {
