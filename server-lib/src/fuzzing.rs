@@ -16,8 +16,10 @@ pub const MAX: usize = 64 * 1024;
 /// Bytes from a client, read by a server connection (with permessage-deflate negotiated when
 /// `compressed`): never a panic, never a message over the limit, and the reader stops.
 pub fn frames(data: &[u8], compressed: bool) {
-    let mut config = WsConfig::default();
-    config.max_message = MAX;
+    let config = WsConfig {
+        max_message: MAX,
+        ..WsConfig::default()
+    };
     let params = compressed.then(deflate::Params::default);
     let mut ws = WebSocket::new(
         Replay(data.to_vec(), 0),
