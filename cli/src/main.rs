@@ -1,23 +1,31 @@
 //! `wsp`: run, debug and load-test WebSocket connection pools.
 //!
 //! - `wsp serve`: run a pool (see `serve/`).
+//! - `wsp connect`: inspect a pool in a terminal UI (see `connect/`).
 //! - `wsp bench`: measure broadcast latency and throughput (see `bench/`).
+//! - `wsp api`: call a pool's server API (see `api.rs`).
+//! - `wsp completions`, `wsp man`: shell completions and the man page (see `shell.rs`).
 //!
 //! `main` stays thin: parse, dispatch, turn errors into a message and an exit code.
 
+mod api;
 mod bench;
 mod connect;
 mod serve;
+mod shell;
 mod sys;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// `wsp --version`: the package version and the commit it was built from.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("WSP_COMMIT"), ")");
+
 /// Run, debug and load-test WebSocket connection pools.
 #[derive(Debug, Parser)]
-#[command(name = "wsp", version, about, propagate_version = true)]
-struct Cli {
+#[command(name = "wsp", version = VERSION, about, propagate_version = true)]
+pub struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -30,6 +38,12 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Inspect a pool: a terminal UI that decodes SendMsg frames (JSON lines when piped).
     Connect(connect::ConnectArgs),
+    /// Call a pool's server API: `wsp api send_to_channel channel=news data.title=hi`.
+    Api(api::ApiArgs),
+    /// Print a shell completion script: `wsp completions bash > /etc/bash_completion.d/wsp`.
+    Completions(shell::CompletionsArgs),
+    /// Print the man page (roff): `wsp man > /usr/local/share/man/man1/wsp.1`.
+    Man(shell::ManArgs),
     /// Internal: one `wsp bench --workers` process.
     #[command(hide = true)]
     BenchWorker,
@@ -41,6 +55,9 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::main(args),
         Command::Bench(args) => bench::main(args),
         Command::Connect(args) => connect::main(args),
+        Command::Api(args) => api::main(args),
+        Command::Completions(args) => shell::completions(args),
+        Command::Man(args) => shell::man(args),
         Command::BenchWorker => bench::worker_main(),
     };
     match result {

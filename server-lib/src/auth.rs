@@ -168,6 +168,14 @@ impl Grant {
         }
     }
 
+    /// The grant of the server API: acts on any client and any channel.
+    pub fn admin() -> Self {
+        Self {
+            admin: true,
+            ..Self::open()
+        }
+    }
+
     /// Whether this grant came from a token.
     pub fn authenticated(&self) -> bool {
         self.uid.is_some()

@@ -1,29 +1,91 @@
 //! The built-in commands (docs/PROTOCOL.md), and the routing of protobuf application frames.
-//! Each runs after the middleware, when the application has no handler of the same name.
+//! Each runs after the middleware, when the application has no handler of the same name; the
+//! server API (`api.rs`) runs the same table as a trusted backend.
+
+use std::sync::Arc;
 
 use serde_json::{json, Value};
 use wsp_proto::SendMsg;
 
 use crate::app::Context;
+use crate::auth::Grant;
+use crate::client::ClientHandle;
 use crate::close::{code, Close};
 use crate::frame::Frame;
+use crate::hub::Hub;
 use crate::presence::{Info, Route};
-use crate::protocol::{is_addressed, now_ms, status, Format, JsonReply, Payload, Reply, RESERVED};
+use crate::protocol::{
+    is_addressed, now_ms, status, Command, Format, JsonReply, Payload, Reply, RESERVED,
+};
 
 type Outcome = Result<Reply, Reply>;
+
+/// Who runs a built-in command.
+#[derive(Clone, Copy)]
+pub(crate) enum Caller<'a> {
+    /// A connected client: it acts on itself unless it has rights (`guard.rs`).
+    Client(&'a ClientHandle),
+    /// The server API: a trusted backend holding the API key. It acts on the client named by
+    /// `client_id` (there is no "itself"), sends as the server (`from` is null), and is
+    /// admin for every rights check; the per-client limits still apply to the clients it
+    /// changes.
+    Api,
+}
+
+impl<'a> Caller<'a> {
+    /// The caller's own client id (none for the API).
+    pub(crate) fn id(&self) -> Option<&'a str> {
+        match self {
+            Caller::Client(c) => Some(c.id()),
+            Caller::Api => None,
+        }
+    }
+
+    /// What the caller may do.
+    pub(crate) fn grant(&self) -> Arc<Grant> {
+        match self {
+            Caller::Client(c) => c.grant(),
+            Caller::Api => Arc::new(Grant::admin()),
+        }
+    }
+}
 
 /// Runs the built-in command `ctx.cmd()`, routes a protobuf application frame, or answers
 /// "unknown command".
 pub(crate) async fn builtin(ctx: Context, has_message_hooks: bool) -> Reply {
-    run(ctx, has_message_hooks).await.unwrap_or_else(|e| e)
+    execute(
+        ctx.hub(),
+        Caller::Client(ctx.client()),
+        ctx.command(),
+        has_message_hooks,
+    )
+    .await
+    .unwrap_or_else(|e| e)
 }
 
-async fn run(ctx: Context, has_message_hooks: bool) -> Outcome {
-    crate::guard::check(&ctx)?;
-    let hub = ctx.hub().clone();
-    let me = ctx.client_id().to_string();
-    let data = ctx.data().clone();
-    let target = || opt_str(&data, "client_id").unwrap_or(&me).to_string();
+/// Runs a built-in command for the server API.
+pub(crate) async fn for_api(hub: &Hub, command: &Command) -> Reply {
+    if matches!(command.name.as_str(), "refresh") {
+        return Reply::error(
+            status::BAD_REQUEST,
+            "`refresh` renews a connection's own token; the server API has none",
+        );
+    }
+    execute(hub, Caller::Api, command, false)
+        .await
+        .unwrap_or_else(|e| e)
+}
+
+async fn execute(hub: &Hub, caller: Caller<'_>, command: &Command, has_message_hooks: bool) -> Outcome {
+    crate::guard::check(hub, caller, command)?;
+    let hub = hub.clone();
+    let data = &command.data;
+    let target = || -> Result<String, Reply> {
+        opt_str(data, "client_id")
+            .or(caller.id())
+            .map(str::to_string)
+            .ok_or_else(|| missing("client_id", "the client to act on"))
+    };
     let cluster = |e: crate::Error| Reply::error(status::INTERNAL, e.to_string());
     let offline =
         |id: &str| Reply::error(status::NOT_FOUND, format!("client {id:?} is not online"));
@@ -34,16 +96,17 @@ async fn run(ctx: Context, has_message_hooks: bool) -> Outcome {
             Err(offline(id))
         }
     };
-    match ctx.cmd() {
+    let cmd = command.name.as_str();
+    match cmd {
         "join" | "leave" => {
-            let ch = str_arg(&data, "channel")?;
-            let id = target();
-            let ok = if ctx.cmd() == "join" {
+            let ch = str_arg(data, "channel")?;
+            let id = target()?;
+            let ok = if cmd == "join" {
                 hub.join(&id, ch).await.map_err(cluster)?
             } else {
                 hub.leave(&id, ch).await.map_err(cluster)?
             };
-            if !ok && ctx.cmd() == "leave" {
+            if !ok && cmd == "leave" {
                 return Err(Reply::error(
                     status::NOT_FOUND,
                     format!("client {id:?} is not in channel {ch:?}"),
@@ -52,14 +115,14 @@ async fn run(ctx: Context, has_message_hooks: bool) -> Outcome {
             done(ok, &id, json!({ "client_id": id, "channel": ch }))
         }
         "bind_uid" => {
-            let uid = str_arg(&data, "uid")?;
-            let id = target();
+            let uid = str_arg(data, "uid")?;
+            let id = target()?;
             let ok = hub.bind_uid(&id, uid).await.map_err(cluster)?;
             done(ok, &id, json!({ "client_id": id, "uid": uid }))
         }
         "unbind_uid" => {
-            let uid = str_arg(&data, "uid")?;
-            let id = target();
+            let uid = str_arg(data, "uid")?;
+            let id = target()?;
             if hub.unbind_uid(&id, uid).await.map_err(cluster)? {
                 Ok(Reply::ok(json!({ "client_id": id, "uid": uid })))
             } else {
@@ -70,20 +133,20 @@ async fn run(ctx: Context, has_message_hooks: bool) -> Outcome {
             }
         }
         "send_to_client" => {
-            let id = str_arg(&data, "client_id")?.to_string();
-            let frame = outgoing(&ctx, Route::Client(id.clone()));
+            let id = str_arg(data, "client_id")?.to_string();
+            let frame = outgoing(caller, command, Route::Client(id.clone()))?;
             let ok = hub.send_to_client(&id, frame).await.map_err(cluster)?;
             done(ok, &id, json!({ "delivered": ok as usize }))
         }
         "send_to_uid" => {
-            let uid = str_arg(&data, "uid")?.to_string();
-            let frame = outgoing(&ctx, Route::Uid(uid.clone()));
+            let uid = str_arg(data, "uid")?.to_string();
+            let frame = outgoing(caller, command, Route::Uid(uid.clone()))?;
             let n = hub.send_to_uid(&uid, frame).await.map_err(cluster)?;
             Ok(Reply::ok(json!({ "delivered": n })))
         }
         "send_to_channel" => {
-            let channels = channels_arg(&data)?;
-            let frame = outgoing(&ctx, Route::Channels(channels.clone()));
+            let channels = channels_arg(data)?;
+            let frame = outgoing(caller, command, Route::Channels(channels.clone()))?;
             let n = hub
                 .send_to_channels(&channels, frame)
                 .await
@@ -91,7 +154,7 @@ async fn run(ctx: Context, has_message_hooks: bool) -> Outcome {
             Ok(Reply::ok(json!({ "delivered": n })))
         }
         "send_to_all" => {
-            let frame = outgoing(&ctx, Route::All);
+            let frame = outgoing(caller, command, Route::All)?;
             let n = hub.send_to_all(frame).await.map_err(cluster)?;
             Ok(Reply::ok(json!({ "delivered": n })))
         }
@@ -105,8 +168,8 @@ async fn run(ctx: Context, has_message_hooks: bool) -> Outcome {
                 })?,
                 None => return Err(missing("info", "an object of strings")),
             };
-            let id = target();
-            let ok = if ctx.cmd() == "set_info" {
+            let id = target()?;
+            let ok = if cmd == "set_info" {
                 hub.set_info(&id, info).await
             } else {
                 hub.update_info(&id, info).await
@@ -115,44 +178,44 @@ async fn run(ctx: Context, has_message_hooks: bool) -> Outcome {
             done(ok, &id, json!({ "client_id": id }))
         }
         "get_info" => {
-            let id = target();
+            let id = target()?;
             match hub.get_info(&id).await.map_err(cluster)? {
                 Some(info) => Ok(Reply::ok(json!({ "client_id": id, "info": info }))),
                 None => Err(offline(&id)),
             }
         }
         "is_online" => {
-            let id = str_arg(&data, "client_id")?;
+            let id = str_arg(data, "client_id")?;
             let b = hub.is_online(id).await.map_err(cluster)?;
             Ok(Reply::ok(json!({ "online": b })))
         }
         "is_uid_online" => {
-            let uid = str_arg(&data, "uid")?;
+            let uid = str_arg(data, "uid")?;
             let b = hub.is_uid_online(uid).await.map_err(cluster)?;
             Ok(Reply::ok(json!({ "online": b })))
         }
         "uid_by_client_id" => {
-            let id = target();
+            let id = target()?;
             let uid = hub.uid_by_client_id(&id).await.map_err(cluster)?;
             Ok(Reply::ok(json!({ "uid": uid })))
         }
         "client_ids_by_uid" => {
             let ids = hub
-                .client_ids_by_uid(str_arg(&data, "uid")?)
+                .client_ids_by_uid(str_arg(data, "uid")?)
                 .await
                 .map_err(cluster)?;
             Ok(Reply::ok(json!({ "client_ids": ids })))
         }
         "client_ids_by_channel" => {
             let ids = hub
-                .client_ids_by_channel(str_arg(&data, "channel")?)
+                .client_ids_by_channel(str_arg(data, "channel")?)
                 .await
                 .map_err(cluster)?;
             Ok(Reply::ok(json!({ "client_ids": ids })))
         }
         "uids_by_channel" => {
             let uids = hub
-                .uids_by_channel(str_arg(&data, "channel")?)
+                .uids_by_channel(str_arg(data, "channel")?)
                 .await
                 .map_err(cluster)?;
             Ok(Reply::ok(json!({ "uids": uids })))
@@ -163,14 +226,14 @@ async fn run(ctx: Context, has_message_hooks: bool) -> Outcome {
         }
         "channel_client_count" => {
             let n = hub
-                .channel_client_count(str_arg(&data, "channel")?)
+                .channel_client_count(str_arg(data, "channel")?)
                 .await
                 .map_err(cluster)?;
             Ok(Reply::ok(json!({ "count": n })))
         }
         "channel_uid_count" => {
             let n = hub
-                .channel_uid_count(str_arg(&data, "channel")?)
+                .channel_uid_count(str_arg(data, "channel")?)
                 .await
                 .map_err(cluster)?;
             Ok(Reply::ok(json!({ "count": n })))
@@ -184,7 +247,7 @@ async fn run(ctx: Context, has_message_hooks: bool) -> Outcome {
             Ok(Reply::ok(json!({ "channels": chs })))
         }
         "close_client" => {
-            let id = target();
+            let id = target()?;
             let close_code = match data.get("code") {
                 None => code::NORMAL,
                 Some(v) => v
@@ -195,7 +258,7 @@ async fn run(ctx: Context, has_message_hooks: bool) -> Outcome {
                         Reply::error(status::BAD_REQUEST, "`code` must be 1000 or in 3000..=4999")
                     })?,
             };
-            let reason = opt_str(&data, "reason").unwrap_or("closed by request");
+            let reason = opt_str(data, "reason").unwrap_or("closed by request");
             let ok = hub
                 .close_client(&id, Close::new(close_code, reason))
                 .await
@@ -203,15 +266,23 @@ async fn run(ctx: Context, has_message_hooks: bool) -> Outcome {
             done(ok, &id, json!({ "client_id": id }))
         }
         "ping" => Ok(Reply::ok(json!({ "pong": now_ms() }))),
-        "refresh" => refresh(&ctx, str_arg(&data, "token")?),
-        _ => route_or_unknown(&ctx, has_message_hooks).await,
+        "refresh" => match caller {
+            Caller::Client(client) => refresh(&hub, client, str_arg(data, "token")?),
+            Caller::Api => Err(Reply::error(status::BAD_REQUEST, "no token to refresh")),
+        },
+        _ => match caller {
+            Caller::Client(client) => {
+                route_or_unknown(&hub, client, command, has_message_hooks).await
+            }
+            Caller::Api => Err(unknown(cmd)),
+        },
     }
 }
 
 /// Replaces the connection's grant with a fresh token's, which must name the same uid (and,
 /// if it names one, the same client id). The connection then lives until the new `exp`.
-fn refresh(ctx: &Context, token: &str) -> Outcome {
-    let Some(auth) = &ctx.hub().config().auth else {
+fn refresh(hub: &Hub, client: &ClientHandle, token: &str) -> Outcome {
+    let Some(auth) = &hub.config().auth else {
         return Err(Reply::error(
             status::BAD_REQUEST,
             "this server runs without authentication: there is no token to refresh",
@@ -220,7 +291,7 @@ fn refresh(ctx: &Context, token: &str) -> Outcome {
     let grant = auth
         .verify(token)
         .map_err(|e| Reply::error(status::UNAUTHORIZED, e.to_string()))?;
-    let current = ctx.client().grant();
+    let current = client.grant();
     if grant.uid != current.uid {
         return Err(Reply::error(
             status::FORBIDDEN,
@@ -234,7 +305,7 @@ fn refresh(ctx: &Context, token: &str) -> Outcome {
     if grant
         .client_id
         .as_deref()
-        .is_some_and(|id| id != ctx.client_id())
+        .is_some_and(|id| id != client.id())
     {
         return Err(Reply::error(
             status::FORBIDDEN,
@@ -242,24 +313,21 @@ fn refresh(ctx: &Context, token: &str) -> Outcome {
         ));
     }
     let expires_at = grant.expires_at;
-    ctx.client().set_grant(std::sync::Arc::new(grant));
+    client.set_grant(Arc::new(grant));
     Ok(Reply::ok(json!({ "expires_at": expires_at })))
 }
 
 /// A protobuf frame with `toClientId` or `channel` is routed (whatever its `cmd`); otherwise an
 /// application frame with no handler and no message hook is unknown.
-async fn route_or_unknown(ctx: &Context, has_message_hooks: bool) -> Outcome {
-    let msg = match ctx.sendmsg() {
+async fn route_or_unknown(
+    hub: &Hub,
+    client: &ClientHandle,
+    command: &Command,
+    has_message_hooks: bool,
+) -> Outcome {
+    let msg = match &command.sendmsg {
         Some(m) if is_addressed(m) || !RESERVED.contains(&m.cmd) => m,
-        _ => {
-            return Err(Reply::error(
-                status::NOT_FOUND,
-                format!(
-                    "unknown cmd {:?}: see docs/PROTOCOL.md for the built-in commands",
-                    ctx.cmd()
-                ),
-            ))
-        }
+        _ => return Err(unknown(&command.name)),
     };
     let route = if !msg.to_client_id.is_empty() {
         Route::Client(msg.to_client_id.clone())
@@ -277,12 +345,11 @@ async fn route_or_unknown(ctx: &Context, has_message_hooks: bool) -> Outcome {
         ));
     };
     let mut out = msg.clone();
-    out.from_client_id = ctx.client_id().into();
+    out.from_client_id = client.id().into();
     if out.timestamp == 0 {
         out.timestamp = now_ms();
     }
-    let n = ctx
-        .hub()
+    let n = hub
         .deliver(
             route.clone(),
             crate::presence::Delivery::Frame(Frame::sendmsg(&out)),
@@ -304,51 +371,86 @@ async fn route_or_unknown(ctx: &Context, has_message_hooks: bool) -> Outcome {
     }
 }
 
+/// "Unknown command".
+fn unknown(cmd: &str) -> Reply {
+    Reply::error(
+        status::NOT_FOUND,
+        format!("unknown cmd {cmd:?}: see docs/PROTOCOL.md for the built-in commands"),
+    )
+}
+
+/// The format of what a `send_*` produces: the sender's; for the API, `data.format`
+/// (`json`, the default, or `proto`).
+fn push_format(caller: Caller<'_>, command: &Command) -> Format {
+    match caller {
+        Caller::Client(_) => command.format,
+        Caller::Api => match command.data.get("format").and_then(Value::as_str) {
+            Some("proto" | "protobuf") => Format::Proto,
+            _ => Format::Json,
+        },
+    }
+}
+
 /// The frame recipients of a `send_*` command get, in the sender's format.
-fn outgoing(ctx: &Context, route: Route) -> Frame {
-    let from = ctx.client_id().to_string();
+fn outgoing(caller: Caller<'_>, command: &Command, route: Route) -> Result<Frame, Reply> {
+    let from = caller.id().map(str::to_string);
     let (kind, to) = match &route {
         Route::Client(id) => ("client", json!(id)),
         Route::Uid(uid) => ("uid", json!(uid)),
         Route::Channels(chs) => ("channel", json!(chs)),
         Route::All => ("all", Value::Null),
     };
-    match ctx.command().format {
+    match push_format(caller, command) {
         Format::Json => {
-            let data = match ctx.command().payload() {
+            let data = match command.payload() {
                 Payload::Json(v) => v,
                 Payload::Bytes(b) => Value::String(String::from_utf8_lossy(&b).into_owned()),
             };
-            Frame::json(&JsonReply {
+            Ok(Frame::json(&JsonReply {
                 cmd: "message".into(),
                 seqno: Value::String(String::new()),
                 status: status::OK,
                 msg: String::new(),
                 data: json!({ "from": from, "route": kind, "to": to, "data": data }),
-            })
+            }))
         }
         Format::Proto => {
             let mut out = SendMsg {
-                from_client_id: from,
+                from_client_id: from.unwrap_or_default(),
                 timestamp: now_ms(),
                 desc: kind.into(),
                 ..Default::default()
             };
-            if let Some(req) = ctx.sendmsg() {
+            if let Some(req) = &command.sendmsg {
                 out.priority = req.priority;
                 out.server_id = req.server_id.clone();
+            }
+            if let Caller::Api = caller {
+                out.cmd = command.data.get("cmd").and_then(Value::as_i64).unwrap_or(0) as i32;
             }
             match route {
                 Route::Client(id) => out.to_client_id = id,
                 Route::Channels(chs) => out.channel = chs,
                 _ => {}
             }
-            match ctx.command().payload() {
+            match command.payload() {
                 Payload::Bytes(b) => out.cmd_data = b,
                 Payload::Json(Value::Null) => {}
                 Payload::Json(v) => out.msg = v.to_string(),
             }
-            Frame::sendmsg(&out)
+            if let (Caller::Api, Some(b64)) = (caller, opt_str(&command.data, "data_base64")) {
+                use base64::Engine as _;
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .map_err(|e| {
+                        Reply::error(
+                            status::BAD_REQUEST,
+                            format!("`data_base64` is not base64: {e}"),
+                        )
+                    })?;
+                out.cmd_data = bytes.into();
+            }
+            Ok(Frame::sendmsg(&out))
         }
     }
 }

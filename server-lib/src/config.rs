@@ -128,6 +128,15 @@ pub struct ServerConfig {
     pub max_channels_per_client: usize,
     /// Largest info (sum of key and value bytes) a client may hold. Default: 4 KiB.
     pub max_info_bytes: usize,
+    /// The key of the server API (`POST /api`, `POST /api/batch`, with
+    /// `Authorization: Bearer KEY`). `None`: the API is off. Default: none.
+    pub api_key: Option<crate::api::ApiKey>,
+    /// Count and serve Prometheus metrics at `GET /metrics`. Default: on (the metrics carry no
+    /// client id, uid or channel name; see `metrics.rs`).
+    pub metrics: bool,
+    /// Serve the demo page (a browser client of the pool) at `GET /` and `GET /index`.
+    /// Default: off.
+    pub demo: bool,
 }
 
 impl Default for ServerConfig {
@@ -158,6 +167,9 @@ impl Default for ServerConfig {
             message_burst: 200,
             max_channels_per_client: 128,
             max_info_bytes: 4096,
+            api_key: None,
+            metrics: true,
+            demo: false,
         }
     }
 }
@@ -220,6 +232,12 @@ impl ServerConfig {
         max_channels_per_client: usize,
         /// Sets [`Self::max_info_bytes`].
         max_info_bytes: usize,
+        /// Sets [`Self::api_key`].
+        api_key: Option<crate::api::ApiKey>,
+        /// Sets [`Self::metrics`].
+        metrics: bool,
+        /// Sets [`Self::demo`].
+        demo: bool,
     }
 
     /// Checks that every value is in range; the error names the field and what to do.
@@ -251,6 +269,11 @@ impl ServerConfig {
         }
         if self.max_channels_per_client == 0 {
             return bad("max_channels_per_client must be at least 1");
+        }
+        if let Some(k) = &self.api_key {
+            if k.as_str().len() < 16 {
+                return bad("api_key must be at least 16 characters (e.g. `openssl rand -hex 16`)");
+            }
         }
         if self.server_id.is_empty() || self.server_id.contains(char::is_whitespace) {
             return bad("server_id must be non-empty and without spaces");

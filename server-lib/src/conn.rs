@@ -22,6 +22,7 @@ use crate::close::{code, Close};
 use crate::frame::{Frame, Kind};
 use crate::hub::Hub;
 use crate::limits::{cause, RateLimit, Verdict};
+use crate::metrics::{FrameKind, Metrics, Source};
 use crate::outbox::{Batch, Item};
 use crate::protocol::{
     now_ms, status, Command, Format, JsonReply, JsonRequest, Reply, CMD_ERROR, CMD_WELCOME,
@@ -83,7 +84,7 @@ pub(crate) async fn run(mut ws: Socket, hub: Hub, app: Arc<App>, client: ClientH
             b = client.outbox().next(&mut batch), if streaming.is_none() => match b {
                 Batch::Close(close) => break End::Close(close),
                 Batch::Frames => {
-                    streaming = queue_batch(&mut ws, &mut batch);
+                    streaming = queue_batch(&mut ws, &mut batch, hub.metrics());
                     if let Err(e) = Box::pin(flush(&mut ws, cfg.write_timeout)).await {
                         app.errored(&hub, &id, &e);
                         break End::Gone;
@@ -91,7 +92,7 @@ pub(crate) async fn run(mut ws: Socket, hub: Hub, app: Arc<App>, client: ClientH
                 }
             },
             part = next_part(&mut streaming) => {
-                match stream_part(&mut ws, &mut streaming, &mut batch, part) {
+                match stream_part(&mut ws, &mut streaming, &mut batch, part, hub.metrics()) {
                     Ok(()) => {}
                     Err(close) => break End::Close(close),
                 }
@@ -128,9 +129,15 @@ pub(crate) async fn run(mut ws: Socket, hub: Hub, app: Arc<App>, client: ClientH
                     }
                 };
                 last_seen = Instant::now();
+                if let Some(m) = hub.metrics() {
+                    count_received(m, &msg);
+                }
                 match msg {
                     Message::Close(c) => break End::PeerClosed(c.map(|c| c.code.into())),
                     Message::Ping(p) => {
+                        if let Some(m) = hub.metrics() {
+                            m.sent(FrameKind::Pong, 1, 2 + p.len() as u64);
+                        }
                         ws.queue_message(&Message::Pong(p));
                         if Box::pin(flush(&mut ws, cfg.write_timeout)).await.is_err() {
                             break End::Gone;
@@ -155,6 +162,9 @@ pub(crate) async fn run(mut ws: Socket, hub: Hub, app: Arc<App>, client: ClientH
                     break End::Close(Close::new(TOKEN_EXPIRED, "token expired: send `refresh` with a fresh token before `exp`"));
                 }
                 ping.as_mut().reset(Instant::now() + next_wake(&client, cfg.ping_interval));
+                if let Some(m) = hub.metrics() {
+                    m.sent(FrameKind::Ping, 1, 2);
+                }
                 ws.queue_message(&Message::Ping(bytes::Bytes::new()));
                 if Box::pin(flush(&mut ws, cfg.write_timeout)).await.is_err() {
                     break End::Gone;
@@ -164,6 +174,19 @@ pub(crate) async fn run(mut ws: Socket, hub: Hub, app: Arc<App>, client: ClientH
     };
 
     Box::pin(finish(ws, &hub, &app, &id, end)).await;
+}
+
+/// Counts a frame received (a whole message counts as one frame of its kind).
+fn count_received(m: &Metrics, msg: &Message) {
+    let (kind, len) = match msg {
+        Message::Text(t) => (FrameKind::Text, t.len()),
+        Message::Binary(b) => (FrameKind::Binary, b.len()),
+        Message::Ping(p) => (FrameKind::Ping, p.len()),
+        Message::Pong(p) => (FrameKind::Pong, p.len()),
+        Message::Close(_) => (FrameKind::Close, 0),
+        Message::Frame(f) => (FrameKind::Binary, f.payload().len()),
+    };
+    m.received(kind, len);
 }
 
 /// Time until the next ping, or until the token expires if that comes first.
@@ -207,15 +230,34 @@ fn rate_limited(text: bool, cfg: &crate::ServerConfig) -> Frame {
 }
 
 /// Queues the batch's frames up to the first streamed message, which it returns (the rest of
-/// the batch waits for that message to end).
-fn queue_batch(ws: &mut Socket, batch: &mut VecDeque<Item>) -> Option<Box<Streaming>> {
+/// the batch waits for that message to end). Counts what it queued, once per batch.
+fn queue_batch(
+    ws: &mut Socket,
+    batch: &mut VecDeque<Item>,
+    metrics: Option<&Metrics>,
+) -> Option<Box<Streaming>> {
+    // (frames, wire bytes) of text and of binary frames.
+    let mut sent = [(0u64, 0u64); 2];
+    let mut streaming = None;
     while let Some(item) = batch.pop_front() {
         match item {
-            Item::Frame(f) => ws.queue_frame(&f),
-            Item::Stream(rx) => return Some(Box::new(Streaming { rx, first: true })),
+            Item::Frame(f) => {
+                let wire = ws.queue_frame(&f);
+                let k = &mut sent[matches!(f.kind(), Kind::Binary) as usize];
+                k.0 += 1;
+                k.1 += wire as u64;
+            }
+            Item::Stream(rx) => {
+                streaming = Some(Box::new(Streaming { rx, first: true }));
+                break;
+            }
         }
     }
-    None
+    if let Some(m) = metrics {
+        m.sent(FrameKind::Text, sent[0].0, sent[0].1);
+        m.sent(FrameKind::Binary, sent[1].0, sent[1].1);
+    }
+    streaming
 }
 
 /// The next part of the message being streamed; never ready when there is none.
@@ -232,6 +274,7 @@ fn stream_part(
     streaming: &mut Option<Box<Streaming>>,
     batch: &mut VecDeque<Item>,
     part: Option<Part>,
+    metrics: Option<&Metrics>,
 ) -> Result<(), Close> {
     let s = streaming
         .as_mut()
@@ -244,18 +287,32 @@ fn stream_part(
     match part {
         Some(Part::Data(data)) => {
             s.first = false;
-            ws.queue_wire(write::frame(Role::Server, opcode, &data, false, false));
+            let wire = write::frame(Role::Server, opcode, &data, false, false);
+            count_part(metrics, s.rx.kind, wire.len());
+            ws.queue_wire(wire);
             Ok(())
         }
         Some(Part::End) => {
-            ws.queue_wire(write::frame(Role::Server, opcode, &[], true, false));
-            *streaming = queue_batch(ws, batch);
+            let wire = write::frame(Role::Server, opcode, &[], true, false);
+            count_part(metrics, s.rx.kind, wire.len());
+            ws.queue_wire(wire);
+            *streaming = queue_batch(ws, batch, metrics);
             Ok(())
         }
         None => Err(Close::new(
             code::INTERNAL_ERROR,
             "message writer dropped before the message ended",
         )),
+    }
+}
+
+fn count_part(metrics: Option<&Metrics>, kind: Kind, wire: usize) {
+    if let Some(m) = metrics {
+        let k = match kind {
+            Kind::Text => FrameKind::Text,
+            Kind::Binary => FrameKind::Binary,
+        };
+        m.sent(k, 1, wire as u64);
     }
 }
 
@@ -283,10 +340,16 @@ async fn finish(mut ws: Socket, hub: &Hub, app: &App, id: &str, end: End) {
     match end {
         End::Close(close) => {
             tracing::debug!(client_id = %id, code = close.code, reason = %close.reason, "closing");
+            if let Some(m) = hub.metrics() {
+                m.closed(close.code, close == Close::slow_consumer());
+            }
             close_handshake(&mut ws, close, cfg.close_timeout).await;
         }
         End::PeerClosed(code) => {
             // Echo the peer's code (RFC 6455 §5.5.1), then end the stream.
+            if let Some(m) = hub.metrics() {
+                m.closed(code.unwrap_or(code::NO_STATUS), false);
+            }
             match code {
                 Some(c) => ws.queue_close(c, ""),
                 None => ws.queue_message(&Message::Close(None)),
@@ -424,6 +487,7 @@ async fn dispatch(
     cmd: Command,
 ) {
     let to = cmd.reply_to();
+    let started = Instant::now();
     let ctx = Context {
         hub: hub.clone(),
         client: client.clone(),
@@ -431,6 +495,9 @@ async fn dispatch(
         command: cmd,
     };
     let reply: Reply = app.dispatch(ctx).await;
+    if let Some(m) = hub.metrics() {
+        m.command(&to.name, Source::Ws, started.elapsed());
+    }
     if !reply.silent {
         client.send(reply.encode(&to, client.id(), &hub.config().server_id));
     }

@@ -6,10 +6,11 @@
 
 use serde_json::Value;
 
-use crate::app::Context;
+use crate::commands::Caller;
 use crate::config::ClientRights;
+use crate::hub::Hub;
 use crate::limits::{cause, check_channel, check_id};
-use crate::protocol::{is_addressed, status, Reply};
+use crate::protocol::{is_addressed, status, Command, Reply};
 
 /// Commands that act on the client named by `client_id` (the caller by default).
 const ACTS_ON_CLIENT: &[&str] = &[
@@ -35,16 +36,15 @@ const CHANNEL_QUERIES: &[&str] = &[
 /// Commands that reach or list every client: with authentication, for admins only.
 const EVERYONE: &[&str] = &["send_to_all", "all_uids", "all_channels"];
 
-/// `Ok` when the caller may run `ctx.cmd()` with these arguments; otherwise the reply that
+/// `Ok` when the caller may run `command` with these arguments; otherwise the reply that
 /// says why not (403, 400, 413 or 429), already counted in the hub's refusals.
 #[allow(clippy::result_large_err)]
-pub(crate) fn check(ctx: &Context) -> Result<(), Reply> {
-    let hub = ctx.hub();
+pub(crate) fn check(hub: &Hub, caller: Caller<'_>, command: &Command) -> Result<(), Reply> {
     let cfg = hub.config();
-    let grant = ctx.client().grant();
-    let me = ctx.client_id();
-    let data = ctx.data();
-    let cmd = ctx.cmd();
+    let grant = caller.grant();
+    let me = caller.id().unwrap_or("api");
+    let data = &command.data;
+    let cmd = command.name.as_str();
     let admin = grant.admin || cfg.client_rights == ClientRights::All;
     let refuse = |c: &'static str, st: i32, msg: String| {
         hub.refusals().note(c, &format!("{me}: {msg}"));
@@ -56,8 +56,8 @@ pub(crate) fn check(ctx: &Context) -> Result<(), Reply> {
             .filter(|s| !s.is_empty())
     };
 
-    let target = text("client_id").unwrap_or(me);
-    let on_self = target == me;
+    let target = text("client_id").or(caller.id()).unwrap_or_default();
+    let on_self = caller.id() == Some(target);
     if ACTS_ON_CLIENT.contains(&cmd) && !on_self && !admin {
         return refuse(
             cause::RIGHTS,
@@ -72,7 +72,7 @@ pub(crate) fn check(ctx: &Context) -> Result<(), Reply> {
             cs.iter().filter_map(Value::as_str).collect()
         }
         (q, Some(Value::String(c))) if CHANNEL_QUERIES.contains(&q) => vec![c.as_str()],
-        _ => match ctx.sendmsg() {
+        _ => match &command.sendmsg {
             Some(m) if is_addressed(m) && cmd != "join" => {
                 m.channel.iter().map(String::as_str).collect()
             }

@@ -11,6 +11,7 @@ use crate::cluster::Cluster;
 use crate::config::ServerConfig;
 use crate::frame::Frame;
 use crate::limits::Refusals;
+use crate::metrics::Metrics;
 use crate::presence::{Answer, Delivery, Info, PresenceEvent, Query, Route};
 use crate::registry::{Delivered, Registry};
 use crate::{Error, Result};
@@ -44,6 +45,9 @@ struct Inner {
     /// The grant every connection shares on a server without authentication.
     open: Arc<Grant>,
     refusals: Refusals,
+    /// `None` when metrics are off (`ServerConfig::metrics`).
+    metrics: Option<Metrics>,
+    started: std::time::Instant,
 }
 
 impl Hub {
@@ -62,10 +66,12 @@ impl Hub {
             inner: Arc::new(Inner {
                 registry: Registry::default(),
                 cluster,
-                config: Arc::new(config),
                 next_id: AtomicU64::new(1),
                 open: Arc::new(Grant::open()),
                 refusals: Refusals::default(),
+                metrics: config.metrics.then(|| Metrics::new(&config.server_id)),
+                started: std::time::Instant::now(),
+                config: Arc::new(config),
             }),
         }
     }
@@ -114,6 +120,16 @@ impl Hub {
     /// The grant shared by every connection of a server without authentication.
     pub(crate) fn open_grant(&self) -> Arc<Grant> {
         self.inner.open.clone()
+    }
+
+    /// The node's metrics, unless they are off.
+    pub fn metrics(&self) -> Option<&Metrics> {
+        self.inner.metrics.as_ref()
+    }
+
+    /// Time since this hub was built.
+    pub fn uptime(&self) -> std::time::Duration {
+        self.inner.started.elapsed()
     }
 
     /// Every refusal of the server's limits and rights so far, counted by cause.
@@ -194,7 +210,29 @@ impl Hub {
     /// Delivers to the matching clients of this node only (what a cluster backend calls when a
     /// delivery arrives from another node).
     pub fn deliver_local(&self, route: &Route, delivery: &Delivery) -> Delivered {
-        self.inner.registry.deliver(route, delivery)
+        self.counted(self.inner.registry.deliver(route, delivery))
+    }
+
+    /// Delivers to the local members of `channel` that are in none of `except` (a cluster
+    /// node receives a multi-channel send once per channel and must reach each member once).
+    pub fn deliver_channel_except(
+        &self,
+        channel: &str,
+        except: &[String],
+        delivery: &Delivery,
+    ) -> Delivered {
+        self.counted(
+            self.inner
+                .registry
+                .deliver_channel_except(channel, except, delivery),
+        )
+    }
+
+    fn counted(&self, d: Delivered) -> Delivered {
+        if let Some(m) = &self.inner.metrics {
+            m.delivered(d.queued, d.dropped);
+        }
+        d
     }
 
     /// Sends a frame to one client; `false` when it is not online.

@@ -18,7 +18,9 @@
 //! - [`protocol`]: command names and numbers, statuses, JSON and protobuf request/reply forms.
 //! - `commands`: the built-in commands; `conn`: one connection's task; `outbox`: its bounded
 //!   outbound queue.
-//! - [`server`]: [`Server`]: the `/ws` and `/healthz` endpoints and graceful shutdown.
+//! - [`server`]: [`Server`]: the `/ws` and `/healthz` endpoints and graceful shutdown;
+//!   [`api`]: the server API (`POST /api`); [`metrics`]: Prometheus `GET /metrics`; `demo`: the
+//!   browser page of `--demo`.
 //! - [`close`]: RFC 6455 close codes; [`frame`]: outbound frames, framed and compressed once
 //!   for every recipient; [`stream`]: [`MessageWriter`], one message written in parts.
 //! - [`ws`]: the WebSocket transport for both ends (frames, permessage-deflate, handshakes).
@@ -37,12 +39,14 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod api;
 pub mod app;
 pub mod auth;
 pub mod client;
 pub mod close;
 pub mod cluster;
 mod commands;
+mod demo;
 pub mod config;
 mod conn;
 pub mod error;
@@ -53,6 +57,7 @@ mod guard;
 pub mod hub;
 pub mod limits;
 mod listen;
+pub mod metrics;
 mod outbox;
 pub mod presence;
 pub mod protocol;

@@ -133,6 +133,8 @@ pub mod cause {
     pub const INVALID: &str = "invalid_argument";
     /// A connection closed at its token's expiry (4401).
     pub const EXPIRED: &str = "token_expired";
+    /// A server API call without the right key (HTTP 401).
+    pub const API_KEY: &str = "api_key";
 }
 
 /// How often a cause that keeps happening is summarized in the log.

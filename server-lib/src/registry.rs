@@ -43,6 +43,8 @@ pub struct Delivered {
     pub queued: usize,
     /// Clients whose full queue dropped the frame, or that were closing.
     pub missed: usize,
+    /// Of `missed`, the frames dropped by a full queue (`SlowPolicy::Drop`).
+    pub dropped: usize,
 }
 
 impl Delivered {
@@ -51,7 +53,11 @@ impl Delivered {
         match delivery {
             Delivery::Frame(f) => match h.send(f.clone()) {
                 Pushed::Queued => self.queued += 1,
-                Pushed::Dropped | Pushed::Closed => self.missed += 1,
+                Pushed::Dropped => {
+                    self.missed += 1;
+                    self.dropped += 1;
+                }
+                Pushed::Closed => self.missed += 1,
             },
             Delivery::Close(c) => {
                 h.close(c.clone());
@@ -317,6 +323,11 @@ impl Registry {
             .channels
             .get(channel)
             .map_or(0, |c| c.members.len())
+    }
+
+    /// Channels with at least one local member.
+    pub fn channel_count(&self) -> usize {
+        self.read().channels.len()
     }
 
     /// Is this local client in any of `channels`?

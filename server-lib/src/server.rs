@@ -1,5 +1,6 @@
-//! The HTTP side: the `/ws` endpoint (handshake checks, connect parameters) and `/healthz`,
-//! and a server loop that shuts down gracefully (every client gets 1001).
+//! The HTTP side: the `/ws` endpoint (handshake checks, connect parameters), `/healthz`,
+//! `/metrics`, the server API (`api.rs`) and the demo page (`demo.rs`), and a server loop
+//! that shuts down gracefully (every client gets 1001).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -9,7 +10,7 @@ use std::sync::Arc;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -68,13 +69,29 @@ impl Server {
         &self.hub
     }
 
-    /// The axum router: `GET /ws` (WebSocket) and `GET /healthz`. Mount it in a larger app, or
+    /// The axum router: `GET /ws` (WebSocket), `GET /healthz`, `GET /metrics` (unless metrics
+    /// are off), `POST /api` and `POST /api/batch` (they answer 404 unless an API key is set),
+    /// and with `demo`, the demo page at `GET /` and `GET /index`. Mount it in a larger app, or
     /// let [`Server::run`] serve it.
     pub fn router(&self) -> Router {
-        Router::new()
+        let mut router = Router::new()
             .route("/ws", get(upgrade))
-            .route("/healthz", get(healthz))
-            .with_state(self.clone())
+            .route("/healthz", get(healthz));
+        if self.hub.metrics().is_some() {
+            router = router.route("/metrics", get(metrics));
+        }
+        let router = router.with_state(self.clone());
+        let api = Router::new()
+            .route("/api", post(crate::api::call))
+            .route("/api/batch", post(crate::api::batch))
+            .with_state(self.hub.clone());
+        let mut router = router.merge(api);
+        if self.hub.config().demo {
+            router = router
+                .route("/", get(crate::demo::page))
+                .route("/index", get(crate::demo::page));
+        }
+        router
     }
 
     /// Serves on `listener` until `shutdown` completes; then refuses new connections, closes
@@ -130,6 +147,34 @@ async fn healthz(State(server): State<Server>) -> impl IntoResponse {
     }))
 }
 
+async fn metrics(State(server): State<Server>) -> Response {
+    let hub = &server.hub;
+    let Some(m) = hub.metrics() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let cluster_clients = match hub.cluster_status() {
+        Some(_) => hub.client_count().await.ok(),
+        None => None,
+    };
+    let text = m.render(&crate::metrics::Gauges {
+        node: hub.config().server_id.clone(),
+        connections: server.connections.load(Ordering::Relaxed),
+        clients: hub.online_count(),
+        channels: hub.registry().channel_count(),
+        cluster_clients,
+        uptime: hub.uptime(),
+        refused: hub.refusals().counts(),
+    });
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
 fn refuse(status: StatusCode, msg: impl Into<String>) -> Response {
     let msg = msg.into();
     tracing::debug!(%status, %msg, "handshake refused");
@@ -139,8 +184,18 @@ fn refuse(status: StatusCode, msg: impl Into<String>) -> Response {
 async fn upgrade(
     State(server): State<Server>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    mut req: Request,
+    req: Request,
 ) -> Response {
+    let hub = server.hub.clone();
+    let response = handshake(server, peer, req).await;
+    if let Some(m) = hub.metrics() {
+        m.handshake(response.status().as_u16());
+    }
+    response
+}
+
+/// Checks a WebSocket handshake and, when it passes, upgrades it and starts the connection.
+async fn handshake(server: Server, peer: SocketAddr, mut req: Request) -> Response {
     let cfg = server.hub.config();
     let headers = req.headers();
     let accept = match handshake::accept_key(headers) {

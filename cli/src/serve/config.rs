@@ -121,6 +121,16 @@ pub struct ServeArgs {
     /// Largest info a client may hold, in bytes of keys and values (then 413). Default 4096.
     #[arg(long, env = "WSP_MAX_INFO_BYTES")]
     max_info_bytes: Option<usize>,
+    /// Turn on the server API (`POST /api`, `POST /api/batch`) with this key, sent as
+    /// `Authorization: Bearer KEY` (at least 16 characters). Without it the API is off.
+    #[arg(long, env = "WSP_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Do not count or serve Prometheus metrics (`GET /metrics` is on by default).
+    #[arg(long, env = "WSP_NO_METRICS")]
+    no_metrics: bool,
+    /// Serve the demo page at `/` (a browser client: `/?id=alice&channel=news`).
+    #[arg(long, env = "WSP_DEMO")]
+    demo: bool,
 }
 
 /// TLS files to serve with, when set.
@@ -181,6 +191,9 @@ struct FileConfig {
     message_burst: Option<u32>,
     max_channels_per_client: Option<usize>,
     max_info_bytes: Option<usize>,
+    api_key: Option<String>,
+    metrics: Option<bool>,
+    demo: Option<bool>,
 }
 
 fn duration(name: &str, v: Option<String>) -> anyhow::Result<Option<Duration>> {
@@ -321,6 +334,12 @@ impl ServeArgs {
             c.max_channels_per_client,
         );
         c.max_info_bytes = pick(self.max_info_bytes, file.max_info_bytes, c.max_info_bytes);
+        c.api_key = self
+            .api_key
+            .or(file.api_key)
+            .map(wsp_server::api::ApiKey::new);
+        c.metrics = !self.no_metrics && file.metrics.unwrap_or(true);
+        c.demo = self.demo || file.demo.unwrap_or(false);
         let tls = match (
             self.tls_cert.or(file.tls_cert),
             self.tls_key.or(file.tls_key),

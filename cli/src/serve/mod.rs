@@ -47,6 +47,13 @@ pub fn main(args: ServeArgs) -> anyhow::Result<ExitCode> {
         if cfg.auth.is_none() && !addr.ip().is_loopback() {
             tracing::warn!(%addr, "listening beyond loopback with no authentication: anyone who reaches this port can connect as any free id and join any channel; set --auth-jwt-secret or --auth-jwt-public-key");
         }
+        if cfg.api_key.is_some() {
+            tracing::info!("server API on: POST /api and /api/batch with `Authorization: Bearer <--api-key>`");
+        }
+        if cfg.demo {
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            tracing::info!("demo page: {scheme}://{addr}/?id=alice&channel=news");
+        }
         if cfg.client_rights == wsp_server::ClientRights::All {
             tracing::warn!("--client-rights all: any client may join, bind, read, change and close any other; use on trusted networks only");
         }

@@ -193,6 +193,23 @@ impl RedisCluster {
         self.hub.get().and_then(WeakHub::upgrade)
     }
 
+    /// Counts in the hub's metrics, when it has them.
+    fn count(&self, f: impl FnOnce(&crate::metrics::Metrics)) {
+        if let Some(hub) = self.hub() {
+            if let Some(m) = hub.metrics() {
+                f(m);
+            }
+        }
+    }
+
+    /// Counts a failed Redis operation and passes the error on.
+    fn failed<T>(&self, r: crate::Result<T>) -> crate::Result<T> {
+        if r.is_err() {
+            self.count(|m| m.redis_error());
+        }
+        r
+    }
+
     fn key(&self, rest: &str) -> String {
         format!("{}:{rest}", self.k)
     }
@@ -212,10 +229,12 @@ impl RedisCluster {
     async fn op<R: FromValue>(&self, args: &[&str]) -> crate::Result<R> {
         self.online()?;
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        self.script
+        let r = self
+            .script
             .evalsha_with_reload::<R, _, _>(&self.client, vec![self.key("clients")], args)
             .await
-            .map_err(cluster_err)
+            .map_err(cluster_err);
+        self.failed(r)
     }
 
     async fn publish_to(&self, topic: &str, msg: Bytes) -> crate::Result<()> {
@@ -225,7 +244,8 @@ impl RedisCluster {
         } else {
             self.client.publish::<(), _, _>(topic, msg).await
         };
-        r.map_err(cluster_err)
+        self.count(|m| m.cluster_published());
+        self.failed(r.map_err(cluster_err))
     }
 
     async fn subscribe(&self, topic: &str) -> crate::Result<()> {
@@ -396,6 +416,9 @@ impl RedisCluster {
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             };
             let Some(hub) = self.hub() else { return };
+            if let Some(m) = hub.metrics() {
+                m.cluster_received();
+            }
             let Some(bytes) = msg.value.into_bytes() else {
                 continue;
             };
@@ -417,8 +440,7 @@ impl RedisCluster {
                 }
                 (_, Some(d)) => match (&header.route, header.index) {
                     (Route::Channels(chs), Some(i)) if i < chs.len() => {
-                        hub.registry()
-                            .deliver_channel_except(&chs[i], &chs[..i], &d);
+                        hub.deliver_channel_except(&chs[i], &chs[..i], &d);
                     }
                     (route, _) => {
                         hub.deliver_local(route, &d);

@@ -142,12 +142,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 
     /// Queues a prepared frame (server side: the frame's shared bytes, compressed when this
-    /// connection negotiated it and the frame is big enough).
-    pub fn queue_frame(&mut self, frame: &Frame) {
+    /// connection negotiated it and the frame is big enough). Returns the bytes queued (0 once
+    /// a close frame was sent).
+    pub fn queue_frame(&mut self, frame: &Frame) -> usize {
         debug_assert_eq!(self.role, Role::Server);
-        if !self.close_sent {
-            self.writer.push(frame.wire(self.deflate.as_ref()));
+        if self.close_sent {
+            return 0;
         }
+        let wire = frame.wire(self.deflate.as_ref());
+        let n = wire.len();
+        self.writer.push(wire);
+        n
     }
 
     /// Queues ready wire bytes (parts of a streamed message).
