@@ -20,7 +20,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 /// `wsp --version`: the package version and the commit it was built from.
-pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("WSP_COMMIT"), ")");
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("WSP_COMMIT"),
+    ")"
+);
 
 /// Run, debug and load-test WebSocket connection pools.
 #[derive(Debug, Parser)]

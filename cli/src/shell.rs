@@ -45,8 +45,7 @@ pub fn man(args: ManArgs) -> anyhow::Result<ExitCode> {
             std::io::stdout().write_all(&out)?;
         }
         Some(dir) => {
-            std::fs::create_dir_all(&dir)
-                .with_context(|| format!("creating {}", dir.display()))?;
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             clap_mangen::generate_to(cmd, &dir)
                 .with_context(|| format!("writing man pages into {}", dir.display()))?;
             eprintln!("wsp man: pages written to {}", dir.display());

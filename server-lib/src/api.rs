@@ -69,13 +69,13 @@ pub(crate) async fn batch(State(hub): State<Hub>, req: Request) -> Response {
     };
     let requests = match serde_json::from_slice::<Vec<JsonRequest>>(&body) {
         Ok(r) => r,
-        Err(e) => {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                status::BAD_REQUEST,
-                format!("the body must be a JSON array of requests {{\"cmd\", \"seqno\", \"data\"}}: {e}"),
-            )
-        }
+        Err(e) => return refuse(
+            StatusCode::BAD_REQUEST,
+            status::BAD_REQUEST,
+            format!(
+                "the body must be a JSON array of requests {{\"cmd\", \"seqno\", \"data\"}}: {e}"
+            ),
+        ),
     };
     if requests.len() > MAX_BATCH {
         return refuse(
@@ -155,7 +155,10 @@ fn key_matches(headers: &HeaderMap, key: &str) -> bool {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .unwrap_or("");
     given.len() == key.len() && bool::from(given.as_bytes().ct_eq(key.as_bytes()))

@@ -76,7 +76,12 @@ pub(crate) async fn for_api(hub: &Hub, command: &Command) -> Reply {
         .unwrap_or_else(|e| e)
 }
 
-async fn execute(hub: &Hub, caller: Caller<'_>, command: &Command, has_message_hooks: bool) -> Outcome {
+async fn execute(
+    hub: &Hub,
+    caller: Caller<'_>,
+    command: &Command,
+    has_message_hooks: bool,
+) -> Outcome {
     crate::guard::check(hub, caller, command)?;
     let hub = hub.clone();
     let data = &command.data;

@@ -46,9 +46,9 @@ pub mod client;
 pub mod close;
 pub mod cluster;
 mod commands;
-mod demo;
 pub mod config;
 mod conn;
+mod demo;
 pub mod error;
 pub mod frame;
 #[doc(hidden)]

@@ -93,6 +93,9 @@ impl Traffic {
     }
 }
 
+/// Picks one per-kind counter array of a shard.
+type PerKind = fn(&Shard) -> &[AtomicU64; 5];
+
 /// Encodes the sharded counters at scrape time.
 #[derive(Debug)]
 struct TrafficCollector(std::sync::Arc<Traffic>);
@@ -100,7 +103,7 @@ struct TrafficCollector(std::sync::Arc<Traffic>);
 impl Collector for TrafficCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let t = &self.0;
-        let per_kind: [(&str, &str, fn(&Shard) -> &[AtomicU64; 5]); 4] = [
+        let per_kind: [(&str, &str, PerKind); 4] = [
             ("frames_received", "WebSocket frames received from clients, by kind", |s| {
                 &s.frames_in
             }),
@@ -234,8 +237,9 @@ impl Metrics {
             "Clients closed (1008) because their outbound queue filled",
             slow_closes.clone(),
         );
-        let commands =
-            Family::<CommandLabels, Histogram>::new_with_constructor(command_histogram as fn() -> Histogram);
+        let commands = Family::<CommandLabels, Histogram>::new_with_constructor(
+            command_histogram as fn() -> Histogram,
+        );
         registry.register(
             "command_duration_seconds",
             "Time to run a command, by command (built-in name or other) and source (ws or api)",

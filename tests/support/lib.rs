@@ -263,18 +263,92 @@ impl Serve {
 
     /// `GET /healthz` as JSON.
     pub async fn healthz(&self) -> Value {
+        let (_, body) = self.http("GET", "/healthz", None, "").await;
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("healthz body {body:?}: {e}"))
+    }
+
+    /// `GET path`: the status and the body.
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        self.http("GET", path, None, "").await
+    }
+
+    /// `POST path` with a JSON body and an optional bearer key: the status and the JSON body.
+    pub async fn post(&self, path: &str, key: Option<&str>, body: &Value) -> (u16, Value) {
+        let (status, text) = self.http("POST", path, key, &body.to_string()).await;
+        let v = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{path} answered {status} with {text:?}: {e}"));
+        (status, v)
+    }
+
+    /// Calls the server API (`POST /api`) with `key`; returns the reply.
+    pub async fn api(&self, key: &str, cmd: &str, data: Value) -> Value {
+        let (status, v) = self
+            .post(
+                "/api",
+                Some(key),
+                &json!({"cmd": cmd, "seqno": cmd, "data": data}),
+            )
+            .await;
+        assert_eq!(status, 200, "{cmd}: {v}");
+        v
+    }
+
+    /// One HTTP/1.1 request with `Connection: close`; the status and the (unchunked) body.
+    pub async fn http(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: &str,
+    ) -> (u16, String) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut s = TcpStream::connect(&self.addr).await.expect("connect");
+        let auth = key
+            .map(|k| format!("Authorization: Bearer {k}\r\n"))
+            .unwrap_or_default();
         let req = format!(
-            "GET /healthz HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.addr
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n{auth}\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.addr,
+            body.len()
         );
         s.write_all(req.as_bytes()).await.unwrap();
-        let mut buf = String::new();
-        s.read_to_string(&mut buf).await.unwrap();
-        let body = buf.split("\r\n\r\n").nth(1).expect("body");
-        serde_json::from_str(body).unwrap_or_else(|e| panic!("healthz body {body:?}: {e}"))
+        let mut buf = Vec::new();
+        tokio::time::timeout(WAIT, s.read_to_end(&mut buf))
+            .await
+            .expect("HTTP answer timed out")
+            .unwrap();
+        let text = String::from_utf8_lossy(&buf).to_string();
+        let (head, body) = text.split_once("\r\n\r\n").expect("HTTP head");
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("HTTP status");
+        let body = if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            dechunk(body)
+        } else {
+            body.to_string()
+        };
+        (status, body)
     }
+}
+
+/// The body of a chunked HTTP response.
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
 }
 
 impl Drop for Serve {
