@@ -40,7 +40,7 @@ enum Command {
     /// Run a pool: WebSocket endpoint `/ws`, health check `/healthz`.
     Serve(serve::ServeArgs),
     /// Measure broadcast latency and throughput (starts its own server without --url).
-    Bench(bench::BenchArgs),
+    Bench(bench::BenchCommand),
     /// Inspect a pool: a terminal UI that decodes SendMsg frames (JSON lines when piped).
     Connect(connect::ConnectArgs),
     /// Call a pool's server API: `wsp api send_to_channel channel=news data.title=hi`.
@@ -58,7 +58,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::main(args),
-        Command::Bench(args) => bench::main(args),
+        Command::Bench(args) => bench::command(args),
         Command::Connect(args) => connect::main(args),
         Command::Api(args) => api::main(args),
         Command::Completions(args) => shell::completions(args),

@@ -69,13 +69,15 @@ pub(crate) async fn batch(State(hub): State<Hub>, req: Request) -> Response {
     };
     let requests = match serde_json::from_slice::<Vec<JsonRequest>>(&body) {
         Ok(r) => r,
-        Err(e) => return refuse(
-            StatusCode::BAD_REQUEST,
-            status::BAD_REQUEST,
-            format!(
+        Err(e) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                status::BAD_REQUEST,
+                format!(
                 "the body must be a JSON array of requests {{\"cmd\", \"seqno\", \"data\"}}: {e}"
             ),
-        ),
+            )
+        }
     };
     if requests.len() > MAX_BATCH {
         return refuse(

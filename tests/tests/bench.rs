@@ -266,3 +266,126 @@ fn an_unreachable_server_is_named_with_what_to_do() {
         "{r}"
     );
 }
+
+#[test]
+fn the_html_report_and_the_timeline_show_the_run() {
+    let html = tmp("run.html");
+    let json = tmp("run.json");
+    let (out, r) = bench(
+        &[
+            "-c",
+            "50",
+            "-r",
+            "50",
+            "-d",
+            "3s",
+            "--warmup",
+            "1s",
+            "--html",
+            html.to_str().unwrap(),
+        ],
+        &json,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = r["timeline"].as_array().expect("timeline");
+    assert!(rows.len() >= 3, "{r}");
+    let delivered: u64 = rows.iter().map(|s| s["delivered"].as_u64().unwrap()).sum();
+    assert_eq!(
+        delivered,
+        r["delivered"].as_u64().unwrap(),
+        "every delivery is in a second"
+    );
+    assert!(rows[1]["p99_ms"].as_f64().unwrap() > 0.0, "{}", rows[1]);
+    assert!(rows[1]["connected"].as_u64().unwrap() >= 50);
+    assert!(rows[1]["generator_cpu_percent"].as_f64().is_some());
+    assert!(
+        rows[1]["server_cpu_percent"].as_f64().is_some(),
+        "embedded server CPU"
+    );
+    assert!(!r["ramp"].as_array().unwrap().is_empty());
+    let buckets: u64 = r["latency_distribution"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(buckets, r["latency_ms"]["count"].as_u64().unwrap());
+    assert!(r["command_line"].as_str().unwrap().contains("--html"));
+
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.starts_with("<!doctype html>"));
+    for needle in [
+        "Latency over time",
+        "Delivery rate over time",
+        "Latency distribution",
+        "Connection ramp",
+        "CPU over time",
+        "--html",
+    ] {
+        assert!(page.contains(needle), "no {needle:?} in the page");
+    }
+    assert!(page.matches("<svg").count() >= 5);
+    // Self-contained: nothing to fetch (the only URLs are SVG's namespace).
+    for fetch in ["src=", "href=", "<link", "url(", "<script", "@import"] {
+        assert!(!page.contains(fetch), "the page fetches something: {fetch}");
+    }
+}
+
+#[test]
+fn compare_shows_the_change_and_fails_on_a_regression() {
+    let a = tmp("cmp-a.json");
+    let (out, mut r) = bench(
+        &["-c", "20", "-r", "50", "-d", "2s", "--warmup", "500ms"],
+        &a,
+    );
+    assert!(out.status.success());
+    let compare = |a: &PathBuf, b: &PathBuf, extra: &[&str]| {
+        Command::new(bin("wsp"))
+            .args(["bench", "compare"])
+            .arg(a)
+            .arg(b)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let same = compare(&a, &a, &[]);
+    let text = String::from_utf8_lossy(&same.stdout);
+    assert!(same.status.success(), "{text}");
+    assert!(
+        text.contains("deliveries/s") && text.contains("p99") && text.contains("+0.0%"),
+        "{text}"
+    );
+
+    // B: half the throughput and ten times the p99.
+    r["deliveries_per_sec"] = (r["deliveries_per_sec"].as_f64().unwrap() / 2.0).into();
+    r["latency_ms"]["p99"] = (r["latency_ms"]["p99"].as_f64().unwrap() * 10.0 + 50.0).into();
+    let b = tmp("cmp-b.json");
+    std::fs::write(&b, r.to_string()).unwrap();
+    let worse = compare(&a, &b, &[]);
+    let text = String::from_utf8_lossy(&worse.stdout);
+    assert_eq!(worse.status.code(), Some(1), "{text}");
+    assert!(text.contains("-50.0%") && text.contains("worse"), "{text}");
+    assert!(
+        text.contains("REGRESSION") && text.contains("deliveries_per_sec"),
+        "{text}"
+    );
+    // A looser limit lets it pass.
+    let loose = compare(
+        &a,
+        &b,
+        &["--max-regression", "2000", "--regression-floor-ms", "1000"],
+    );
+    assert!(
+        loose.status.success(),
+        "{}",
+        String::from_utf8_lossy(&loose.stdout)
+    );
+    // A file that is not a report is named.
+    let bad = compare(&a, &PathBuf::from("/nonexistent.json"), &[]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("nonexistent"));
+}

@@ -5,11 +5,14 @@
 //! `report` (summary, JSON, gates), `progress` (live view), `target` (embedded server, child
 //! workers).
 
+mod compare;
+mod html;
 mod plan;
 mod progress;
 mod report;
 mod stats;
 mod target;
+mod timeline;
 mod wire;
 mod worker;
 
@@ -26,6 +29,30 @@ use plan::Scenario;
 use report::{Report, Threshold};
 use wire::Protocol;
 use worker::Live;
+
+/// `wsp bench [FLAGS]` runs a benchmark; `wsp bench compare A B` compares two reports.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct BenchCommand {
+    #[command(subcommand)]
+    sub: Option<BenchSub>,
+    #[command(flatten)]
+    run: BenchArgs,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum BenchSub {
+    /// Compare two `--json` reports side by side; exit 1 when B regressed.
+    Compare(compare::CompareArgs),
+}
+
+/// Runs `wsp bench` or `wsp bench compare`.
+pub fn command(c: BenchCommand) -> anyhow::Result<ExitCode> {
+    match c.sub {
+        Some(BenchSub::Compare(args)) => compare::main(args),
+        None => main(c.run),
+    }
+}
 
 /// Flags of `wsp bench`.
 #[derive(Debug, Args)]
@@ -92,6 +119,10 @@ pub struct BenchArgs {
     /// Write the JSON report (schema in docs/BENCH.md) to this file (`-` for stdout).
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Write a self-contained HTML report (charts of latency, rates, connections and CPU over
+    /// time; no network needed to open it) to this file.
+    #[arg(long)]
+    html: Option<PathBuf>,
     /// Gate, e.g. `p99<50ms` or `deliveries_per_sec>10000`; repeatable or comma-separated.
     #[arg(long, value_delimiter = ',')]
     threshold: Vec<Threshold>,
@@ -164,7 +195,9 @@ pub fn main(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let mut counts = stats::Counts::default();
     let mut errors: Vec<(String, u64)> = Vec::new();
     let (mut cpu_ms, mut wall_ms, mut connect_ms) = (0, 0, 0);
+    let mut timeline = timeline::Timeline::default();
     for r in &outcome.results {
+        timeline.add(&timeline::Timeline::decode(&r.timeline)?);
         counts.add(&r.counts);
         latency.add(stats::decode(&r.latency)?).ok();
         rtt.add(stats::decode(&r.rtt)?).ok();
@@ -213,6 +246,13 @@ pub fn main(args: BenchArgs) -> anyhow::Result<ExitCode> {
         server_percent: outcome.server_percent,
         errors,
         receivers,
+        command_line: command_line(),
+        timeline: timeline.rows(&outcome.samples),
+        ramp: outcome
+            .ramp
+            .iter()
+            .map(|&(t, connected)| report::RampPoint { t, connected })
+            .collect(),
     });
     gates(&mut report, &args, baseline.as_ref());
     drop(embedded);
@@ -226,11 +266,32 @@ pub fn main(args: BenchArgs) -> anyhow::Result<ExitCode> {
             std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
         }
     }
+    if let Some(path) = &args.html {
+        std::fs::write(path, html::render(&report))
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("  report        {}", path.display());
+    }
     Ok(if report.passed {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The command line as typed (arguments quoted when they need it).
+fn command_line() -> String {
+    std::env::args()
+        .map(|a| {
+            if a.is_empty()
+                || a.contains(|c: char| c.is_whitespace() || "'\"$`\\|&;<>()*?".contains(c))
+            {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            } else {
+                a
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn validate(args: &BenchArgs, duration: Duration) -> anyhow::Result<()> {

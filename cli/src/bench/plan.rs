@@ -19,6 +19,15 @@ pub enum Scenario {
     Connect,
 }
 
+/// The name users type (`--scenario`'s value), as shown in summaries and reports.
+impl std::fmt::Display for Scenario {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use clap::ValueEnum as _;
+        let v = self.to_possible_value().expect("no variant is skipped");
+        f.write_str(v.get_name())
+    }
+}
+
 /// One worker's part of the run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plan {

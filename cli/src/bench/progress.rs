@@ -132,7 +132,7 @@ impl View {
     /// A live view when `tui` and stderr is a terminal; plain lines otherwise.
     pub fn new(tui: bool, args: &BenchArgs, urls: &[String], duration: Duration) -> Self {
         let title = format!(
-            "wsp bench · {:?} · {} clients · {} publishers · {}/s · {} B · {}",
+            "wsp bench · {} · {} clients · {} publishers · {}/s · {} B · {}",
             args.scenario,
             args.clients,
             args.publishers,

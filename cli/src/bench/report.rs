@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::plan::Scenario;
 use super::stats::Counts;
+use super::timeline::{distribution, Bucket, Second};
 use super::wire::Protocol;
 
 /// The report's schema name; bumped only on incompatible change.
@@ -171,6 +172,28 @@ pub struct Report {
     pub failures: Vec<String>,
     /// True when no gate failed.
     pub passed: bool,
+    /// The command line of the run.
+    #[serde(default)]
+    pub command_line: String,
+    /// The run second by second from the start of publishing (latency by intended send time,
+    /// deliveries by receipt time, connections, CPU).
+    #[serde(default)]
+    pub timeline: Vec<Second>,
+    /// Connections established over time from the first handshake.
+    #[serde(default)]
+    pub ramp: Vec<RampPoint>,
+    /// Latency distribution of the measured window.
+    #[serde(default)]
+    pub latency_distribution: Vec<Bucket>,
+}
+
+/// Connections established at a moment of the connect phase.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RampPoint {
+    /// Seconds since the first handshake started.
+    pub t: f64,
+    /// Connections established.
+    pub connected: u64,
 }
 
 /// Everything needed to build a report.
@@ -201,6 +224,12 @@ pub struct Inputs {
     pub errors: Vec<(String, u64)>,
     /// Receiving clients established.
     pub receivers: u64,
+    /// The command line.
+    pub command_line: String,
+    /// Per-second rows.
+    pub timeline: Vec<Second>,
+    /// Connections over the connect phase.
+    pub ramp: Vec<RampPoint>,
 }
 
 impl Report {
@@ -224,7 +253,7 @@ impl Report {
         let attempted = c.connected + c.connect_failed;
         Report {
             schema: SCHEMA.into(),
-            wsp_version: env!("CARGO_PKG_VERSION").into(),
+            wsp_version: crate::VERSION.into(),
             scenario: i.scenario,
             target: i.target,
             connections: Connections {
@@ -269,6 +298,10 @@ impl Report {
             config: i.config,
             failures: Vec::new(),
             passed: true,
+            command_line: i.command_line,
+            timeline: i.timeline,
+            ramp: i.ramp,
+            latency_distribution: distribution(&i.latency),
         }
     }
 
@@ -306,7 +339,7 @@ impl Report {
         let l = &self.latency_ms;
         let _ = writeln!(
             s,
-            "wsp bench {:?} · {:?} protocol · {}",
+            "wsp bench {} · {} protocol · {}",
             self.scenario,
             self.target.protocol,
             self.target.urls.join(", ")

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::plan::Plan;
 use super::progress::{Phase, View};
 use super::stats::Counts;
+use super::timeline::Sample;
 use super::worker::{self, Live, WorkerResult};
 
 /// A `wsp serve` started for the run, killed when dropped.
@@ -80,6 +81,10 @@ pub struct Outcome {
     pub results: Vec<WorkerResult>,
     /// Server CPU while publishing, percent of one core (embedded server only).
     pub server_percent: Option<f64>,
+    /// What the coordinator saw each second of publishing.
+    pub samples: Vec<Sample>,
+    /// Connections established over time from the first handshake: (seconds, connections).
+    pub ramp: Vec<(f64, u64)>,
 }
 
 /// Lines a child worker prints.
@@ -145,6 +150,9 @@ pub fn run_workers(
     let mut server_cpu0 = None;
     let mut publish_started: Option<Instant> = None;
     let total_ms = plans[0].duration_ms;
+    let child_pids: Vec<String> = children.iter().map(|c| c.id().to_string()).collect();
+    let mut sampler = Sampler::new(server_pid, child_pids);
+    let mut ramp: Vec<(f64, u64)> = Vec::new();
     while results.iter().any(Option::is_none) {
         let phase = match publish_started {
             None => Phase::Connecting,
@@ -155,10 +163,21 @@ pub fn run_workers(
         };
         let live: Vec<Counts> = lives.iter().map(|l| l.snapshot()).collect();
         view.tick(phase, &live, started.elapsed());
+        let mut sum = Counts::default();
+        live.iter().for_each(|c| sum.add(c));
+        match (phase, publish_started) {
+            (Phase::Connecting, _) => ramp.push((started.elapsed().as_secs_f64(), sum.connected)),
+            (_, Some(t0)) => sampler.tick(t0, &sum, total_ms),
+            _ => {}
+        }
         match event_rx.recv_timeout(Duration::from_millis(200)) {
             Ok(Event::Ready) => {
                 ready += 1;
                 if ready == plans.len() {
+                    // Every handshake has an outcome: the ramp's last point.
+                    let mut sum = Counts::default();
+                    lives.iter().for_each(|l| sum.add(&l.snapshot()));
+                    ramp.push((started.elapsed().as_secs_f64(), sum.connected));
                     let start_ns = worker::now_ns() + START_DELAY.as_nanos() as u64;
                     server_cpu0 = server_pid.and_then(|p| worker::cpu_of(&p.to_string()));
                     for go in goes.drain(..) {
@@ -188,7 +207,63 @@ pub fn run_workers(
     Ok(Outcome {
         results: results.into_iter().flatten().collect(),
         server_percent,
+        samples: sampler.samples,
+        ramp,
     })
+}
+
+/// Samples connections, messages sent and CPU at the end of each second of publishing.
+struct Sampler {
+    server_pid: Option<String>,
+    /// Worker processes (empty: the workers are threads of this process).
+    children: Vec<String>,
+    samples: Vec<Sample>,
+    last: Option<(Instant, u64, Duration, Option<Duration>)>,
+}
+
+impl Sampler {
+    fn new(server_pid: Option<u32>, children: Vec<String>) -> Self {
+        Self {
+            server_pid: server_pid.map(|p| p.to_string()),
+            children,
+            samples: Vec::new(),
+            last: None,
+        }
+    }
+
+    fn generator_cpu(&self) -> Duration {
+        if self.children.is_empty() {
+            worker::process_cpu()
+        } else {
+            self.children.iter().filter_map(|p| worker::cpu_of(p)).sum()
+        }
+    }
+
+    fn tick(&mut self, t0: Instant, counts: &Counts, total_ms: u64) {
+        let now = Instant::now();
+        if now < t0 {
+            return;
+        }
+        let second = (now - t0).as_secs() as usize;
+        // Sample i is taken as second i + 1 begins, for every second of publishing.
+        if self.last.is_some() && (second <= self.samples.len() || second as u64 > total_ms / 1000)
+        {
+            return;
+        }
+        let gen = self.generator_cpu();
+        let server = self.server_pid.as_deref().and_then(worker::cpu_of);
+        if let Some((at, sent, gen0, server0)) = self.last {
+            let wall = (now - at).as_secs_f64().max(1e-3);
+            let pct = |a: Duration, b: Duration| a.saturating_sub(b).as_secs_f64() * 100.0 / wall;
+            self.samples.push(Sample {
+                connected: counts.connected,
+                sent: counts.sent.saturating_sub(sent),
+                generator_cpu_percent: Some(pct(gen, gen0)),
+                server_cpu_percent: server.zip(server0).map(|(a, b)| pct(a, b)),
+            });
+        }
+        self.last = Some((now, counts.sent, gen, server));
+    }
 }
 
 enum Event {

@@ -17,6 +17,15 @@ pub enum Protocol {
     Shootout,
 }
 
+/// The name users type (`--protocol`'s value), as shown in summaries and reports.
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use clap::ValueEnum as _;
+        let v = self.to_possible_value().expect("no variant is skipped");
+        f.write_str(v.get_name())
+    }
+}
+
 /// `cmd` of bench messages in the wsp protocol (an application command number).
 pub const BENCH_CMD: i32 = 1;
 /// Bytes of the binary header.
@@ -129,6 +138,15 @@ pub enum PayloadKind {
     /// JSON records with varying numbers and words: compresses about as real API traffic
     /// does (3–5×), for measuring permessage-deflate honestly.
     Json,
+}
+
+/// The name users type (`--payload-kind`'s value), as shown in summaries and reports.
+impl std::fmt::Display for PayloadKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use clap::ValueEnum as _;
+        let v = self.to_possible_value().expect("no variant is skipped");
+        f.write_str(v.get_name())
+    }
 }
 
 /// How publishes are encoded and frames recognized.

@@ -23,6 +23,7 @@ use wsp_server::ws::{handshake, WebSocket, WsConfig, WsError};
 
 use super::plan::{Plan, Scenario};
 use super::stats::{self, Counts, Seen, SeqTrack};
+use super::timeline::Timeline;
 use super::wire::{Codec, Header, Incoming, Protocol};
 
 /// Live counters, updated by the threads every 100 ms, read by the progress display.
@@ -98,6 +99,9 @@ pub struct WorkerResult {
     pub wall_ms: u64,
     /// When connecting took, ms (first attempt to last outcome).
     pub connect_ms: u64,
+    /// Per-second latency and deliveries.
+    #[serde(default)]
+    pub timeline: super::timeline::Encoded,
 }
 
 /// Nanoseconds since the Unix epoch (the clock every process on the host shares).
@@ -134,6 +138,7 @@ struct ThreadStats {
     /// Latencies since the last live update (the live view's "last second").
     recent: Histogram<u64>,
     flushes: u64,
+    timeline: Timeline,
 }
 
 impl ThreadStats {
@@ -164,6 +169,7 @@ impl ThreadStats {
                 self.counts.delivered += 1;
                 let us = now_ns.saturating_sub(h.intended_ns) / 1000;
                 stats::record(&mut self.recent, us);
+                self.timeline.record(h.intended_ns, now_ns, us);
                 if h.measured {
                     self.counts.delivered_measured += 1;
                     stats::record(&mut self.latency, us);
@@ -254,6 +260,7 @@ pub fn run(
     let mut rtt = stats::histogram();
     let mut connect = stats::histogram();
     let mut errors: HashMap<String, u64> = HashMap::new();
+    let mut timeline = Timeline::default();
     for h in handles {
         let part = h
             .join()
@@ -262,6 +269,7 @@ pub fn run(
         latency.add(&part.latency).ok();
         rtt.add(&part.rtt).ok();
         connect.add(&part.connect).ok();
+        timeline.add(&part.timeline);
         for (e, n) in part.errors {
             *errors.entry(e).or_default() += n;
         }
@@ -272,6 +280,7 @@ pub fn run(
     result.latency = stats::encode(&latency);
     result.rtt = stats::encode(&rtt);
     result.connect = stats::encode(&connect);
+    result.timeline = timeline.encode();
     let mut errors: Vec<_> = errors.into_iter().collect();
     errors.sort_by_key(|e| std::cmp::Reverse(e.1));
     result.errors = errors;
@@ -284,6 +293,7 @@ struct ThreadPart {
     rtt: Histogram<u64>,
     connect: Histogram<u64>,
     errors: HashMap<String, u64>,
+    timeline: Timeline,
 }
 
 fn thread_main(
@@ -335,6 +345,7 @@ async fn thread_run(
         last_receipt: Instant::now(),
         recent: stats::histogram(),
         flushes: 0,
+        timeline: Timeline::default(),
     }));
 
     // This thread's clients: receivers i with i % threads == t, then publishers likewise.
@@ -414,6 +425,7 @@ async fn thread_run(
             anyhow::bail!("the coordinator went away before the start");
         }
     };
+    stats.borrow_mut().timeline.start_ns = start_ns;
     let end_ns = start_ns + plan.duration_ms * 1_000_000;
     tokio::time::sleep(Duration::from_nanos(end_ns.saturating_sub(now_ns()))).await;
     let drain_deadline = Instant::now() + Duration::from_millis(plan.drain_ms);
@@ -438,6 +450,7 @@ async fn thread_run(
         rtt: s.rtt.clone(),
         connect: s.connect.clone(),
         errors: std::mem::take(&mut s.errors),
+        timeline: std::mem::take(&mut s.timeline),
     })
 }
 
@@ -624,6 +637,7 @@ async fn client_task(
             _ => plan.total_publishers.max(1),
         };
         let phase_ns = interval * (me as f64 % senders as f64) / senders as f64;
+        stats.borrow_mut().timeline.start_ns = start_ns;
         let end_ns = start_ns + plan.duration_ms * 1_000_000;
         let measured_from = start_ns + plan.warmup_ms * 1_000_000;
         let mut seq: u64 = 0;
