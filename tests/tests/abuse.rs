@@ -50,6 +50,49 @@ fn back_to_baseline(s: &Serve, base: (usize, u64), slack: usize, rss_slack_kb: u
     );
 }
 
+/// Server open files and RSS before, during and after each attack, printed as one table row
+/// per attack (`cargo test --test abuse -- --nocapture` shows them; the issue note quotes
+/// them).
+struct Ledger<'a> {
+    s: &'a Serve,
+    rows: Vec<String>,
+}
+
+impl<'a> Ledger<'a> {
+    fn new(s: &'a Serve) -> Self {
+        Self {
+            s,
+            rows: Vec::new(),
+        }
+    }
+
+    /// Records one attack: `before` taken before it began, `during` at its height; "after" is
+    /// taken here, once the server's files are back near `before` (at most 15 s).
+    fn row(&mut self, attack: &str, outcome: &str, before: (usize, u64), during: (usize, u64)) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut after = usage(self.s);
+        while after.0 > before.0 + 2 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+            after = usage(self.s);
+        }
+        self.rows.push(format!(
+            "| {attack} | {outcome} | {} / {} / {} | {} / {} / {} |",
+            before.0, during.0, after.0, before.1, during.1, after.1
+        ));
+    }
+}
+
+impl Drop for Ledger<'_> {
+    fn drop(&mut self) {
+        eprintln!(
+            "| attack | outcome | fds before / during / after | RSS KB before / during / after |"
+        );
+        for r in &self.rows {
+            eprintln!("{r}");
+        }
+    }
+}
+
 /// A client on channel `lobby` that must keep being served: a message sent to the channel
 /// reaches it, and it answers pings.
 async fn bystander_still_served(s: &Serve, by: &mut Client) {
@@ -159,6 +202,7 @@ async fn http_level_abuse_is_cut_off() {
     ]);
     let mut by = Client::json(&s.ws("id=by&channel=lobby")).await;
     let base = usage(&s);
+    let mut ledger = Ledger::new(&s);
 
     // Slowloris: 200 sockets that never finish their request are dropped at the timeout.
     let t0 = Instant::now();
@@ -170,6 +214,8 @@ async fn http_level_abuse_is_cut_off() {
             t
         })
         .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let during = usage(&s);
     for t in &slow {
         drain(t);
     }
@@ -178,33 +224,61 @@ async fn http_level_abuse_is_cut_off() {
         took < Duration::from_secs(6),
         "partial requests held {took:?}"
     );
+    drop(slow);
+    ledger.row(
+        "slowloris: 200 half requests",
+        &format!(
+            "all dropped after {:.1} s (handshake timeout 2 s)",
+            took.as_secs_f64()
+        ),
+        base,
+        during,
+    );
     // A socket that sends nothing at all is dropped too.
+    let before = usage(&s);
     let silent = raw(&s);
     let t0 = Instant::now();
+    std::thread::sleep(Duration::from_millis(200));
+    let during = usage(&s);
     assert!(drain(&silent).is_empty());
     assert!(t0.elapsed() < Duration::from_secs(5));
-    drop(slow);
+    drop(silent);
+    ledger.row(
+        "a socket that sends nothing",
+        "dropped at the handshake timeout",
+        before,
+        during,
+    );
 
     // Oversized headers: 431.
+    let before = usage(&s);
     let mut t = raw(&s);
     let big = "x".repeat(64 * 1024);
     let _ = write!(t, "GET /ws HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n");
+    let during = usage(&s);
     let answer = String::from_utf8_lossy(&drain(&t)).to_string();
     assert!(answer.starts_with("HTTP/1.1 431"), "{answer:.80}");
+    drop(t);
+    ledger.row("64 KiB of headers", "431", before, during);
 
     // Garbage instead of HTTP: 400 and closed.
+    let before = usage(&s);
     let mut t = raw(&s);
     t.write_all(&[
         0x16, 0x03, 0x01, 0xff, 0x00, 0x13, 0x37, b'\r', b'\n', b'\r', b'\n',
     ])
     .unwrap();
+    let during = usage(&s);
     let answer = String::from_utf8_lossy(&drain(&t)).to_string();
     assert!(
         answer.is_empty() || answer.starts_with("HTTP/1.1 400"),
         "{answer:.80}"
     );
+    drop(t);
+    ledger.row("garbage instead of HTTP", "400, closed", before, during);
 
     // Per-IP limit: the 51st WebSocket from one address gets 429 (the bystander is one).
+    let before = usage(&s);
     let mut held = Vec::new();
     for i in 0..49 {
         held.push(upgraded(&s, &format!("id=h{i}")));
@@ -219,8 +293,15 @@ async fn http_level_abuse_is_cut_off() {
     let mut head = [0u8; 12];
     t.read_exact(&mut head).unwrap();
     assert_eq!(&head, b"HTTP/1.1 429");
+    let during = usage(&s);
     drop(held);
     drop(t);
+    ledger.row(
+        "51 WebSockets from one address (limit 50)",
+        "the 51st gets 429",
+        before,
+        during,
+    );
 
     bystander_still_served(&s, &mut by).await;
     let h = s.healthz().await;
@@ -237,24 +318,44 @@ async fn frame_level_abuse_closes_only_the_abuser() {
     let s = Serve::start(&[]);
     let mut by = Client::json(&s.ws("id=by&channel=lobby")).await;
     let base = usage(&s);
+    let mut ledger = Ledger::new(&s);
 
     // A 2^63-byte frame header: protocol error (the length's top bit must be 0), 1002.
+    let before = usage(&s);
     let mut t = upgraded(&s, "id=huge");
     let mut f = vec![0x82, 0x80 | 127];
     f.extend_from_slice(&(1u64 << 63).to_be_bytes());
     f.extend_from_slice(&[0, 0, 0, 0]);
     t.write_all(&f).unwrap();
+    let during = usage(&s);
     assert_eq!(close_code(&drain(&t)), Some(1002));
+    drop(t);
+    ledger.row(
+        "a frame header claiming 2^63 bytes",
+        "close 1002",
+        before,
+        during,
+    );
     // 2^62: over the message limit before anything is reserved, 1009.
+    let before = usage(&s);
     let mut t = upgraded(&s, "id=big");
     let mut f = vec![0x82, 0x80 | 127];
     f.extend_from_slice(&(1u64 << 62).to_be_bytes());
     f.extend_from_slice(&[0, 0, 0, 0]);
     t.write_all(&f).unwrap();
+    let during = usage(&s);
     assert_eq!(close_code(&drain(&t)), Some(1009));
+    drop(t);
+    ledger.row(
+        "a frame header claiming 2^62 bytes",
+        "close 1009, nothing reserved",
+        before,
+        during,
+    );
 
     // 200,000 one-byte continuation fragments: one message of 200,000 frames is 200,000
     // frames against the rate limit: closed with 1008.
+    let before = usage(&s);
     let t = upgraded(&s, "id=frag");
     let mut bytes = frame(0x1, false, b"a");
     for _ in 0..199_998 {
@@ -267,10 +368,19 @@ async fn frame_level_abuse_closes_only_the_abuser() {
             let _ = t.write_all(&bytes);
         })
     };
+    let during = usage(&s);
     assert_eq!(close_code(&drain(&t)), Some(1008));
     let _ = writer.join();
+    drop(t);
+    ledger.row(
+        "200,000 one-byte continuation fragments",
+        "close 1008 (rate limit)",
+        before,
+        during,
+    );
 
     // A ping flood that never reads: over the rate limit, closed; nothing piles up.
+    let before = usage(&s);
     let t = upgraded(&s, "id=pinger");
     let writer = {
         let mut t = t.try_clone().unwrap();
@@ -284,9 +394,17 @@ async fn frame_level_abuse_closes_only_the_abuser() {
         })
     };
     let _ = writer.join();
+    let during = usage(&s);
     t.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
     let got = drain(&t);
     assert_eq!(close_code(&got), Some(1008), "{} bytes", got.len());
+    drop(t);
+    ledger.row(
+        "100,000 pings, never reading",
+        "close 1008; nothing piles up",
+        before,
+        during,
+    );
 
     bystander_still_served(&s, &mut by).await;
     let h = s.healthz().await;
@@ -302,6 +420,7 @@ async fn command_level_abuse_is_refused() {
     let s = Serve::start(&[]);
     let mut by = Client::json(&s.ws("id=by&channel=lobby")).await;
     let base = usage(&s);
+    let mut ledger = Ledger::new(&s);
 
     // Channel flood: the 129th channel is refused (429), memory stays put.
     let mut flood = Client::json(&s.ws("id=flood")).await;
@@ -314,15 +433,24 @@ async fn command_level_abuse_is_refused() {
     }
     let r = flood.call("join", json!({"channel": "one-too-many"})).await;
     assert_eq!(r["status"], 429, "{r}");
+    let during = usage(&s);
     drop(flood);
+    ledger.row(
+        "joining channel after channel",
+        "the 129th join gets 429",
+        base,
+        during,
+    );
 
     // A send_to_all loop: the first burst goes out, then 429, then the sender is closed
     // (1008). The bystander receives at most the burst, never the whole loop.
+    let before = usage(&s);
     let mut spam = Client::json(&s.ws("id=spam")).await;
     for i in 0..2000 {
         spam.send_json(&json!({"cmd": "send_to_all", "seqno": i, "data": "spam"}))
             .await;
     }
+    let during = usage(&s);
     let (code, reason) = spam.expect_close().await;
     assert_eq!(code, 1008, "{reason}");
     let mut got = 0;
@@ -336,13 +464,27 @@ async fn command_level_abuse_is_refused() {
         (100..=260).contains(&got),
         "the bystander got {got} spam messages"
     );
+    drop(spam);
+    ledger.row(
+        "a send_to_all loop of 2,000",
+        &format!("burst, 429, close 1008; the bystander got {got}"),
+        before,
+        during,
+    );
 
     // Acting on another client without rights: 403, the victim is untouched.
+    let before = usage(&s);
     let mut a = Client::json(&s.ws("id=mallory")).await;
     let r = a.call("close_client", json!({"client_id": "by"})).await;
     assert_eq!(r["status"], 403);
     let r = a.call("get_info", json!({"client_id": "by"})).await;
     assert_eq!(r["status"], 403);
+    ledger.row(
+        "closing / reading another client",
+        "403, the victim untouched",
+        before,
+        usage(&s),
+    );
 
     // A spoofed fromClientId is replaced by the sender's real id.
     let mut p = Client::proto(&s.ws("id=spoofer")).await;
@@ -359,6 +501,12 @@ async fn command_level_abuse_is_refused() {
         other => panic!("{other:?}"),
     };
     assert_eq!(m.from_client_id, "spoofer");
+    ledger.row(
+        "a SendMsg with a spoofed fromClientId",
+        "recipients see the real id",
+        before,
+        usage(&s),
+    );
 
     // Stealing an id while its owner is online: 409, the owner keeps its connection.
     let stolen = tokio_tungstenite::connect_async(s.ws("id=by")).await;
@@ -366,12 +514,19 @@ async fn command_level_abuse_is_refused() {
         Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 409),
         other => panic!("expected 409, got {:?}", other.map(|_| ())),
     }
+    ledger.row(
+        "connecting with an online client's id",
+        "409, the owner stays",
+        before,
+        usage(&s),
+    );
 
     // Oversized info: 413.
     let r = a
         .call("set_info", json!({"info": {"k": "v".repeat(5000)}}))
         .await;
     assert_eq!(r["status"], 413, "{r}");
+    ledger.row("an info over 4 KiB", "413", before, usage(&s));
 
     drop((a, p));
     bystander_still_served(&s, &mut by).await;
