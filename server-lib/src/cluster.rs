@@ -13,6 +13,7 @@
 
 use futures_util::future::BoxFuture;
 
+use crate::history::{Entry, Fetched};
 use crate::presence::{Answer, Delivery, PresenceEvent, Query, Route};
 use crate::Result;
 
@@ -33,4 +34,24 @@ pub trait Cluster: Send + Sync + 'static {
 
     /// A short status for `/healthz`: the backend's name and whether it is reachable now.
     fn status(&self) -> (&'static str, bool);
+
+    /// Channel history (when the hub has it on): makes this node follow `channel` and reads
+    /// the cluster's stream of it, with the messages after offset `after` (none without it).
+    /// `None`: the backend keeps no history, and the node's own serves.
+    fn history_fetch(&self, channel: &str, after: Option<u64>) -> BoxFuture<'_, Result<Option<Fetched>>> {
+        let _ = (channel, after);
+        Box::pin(async { Ok(None) })
+    }
+
+    /// The newest `limit` messages of a channel's cluster-wide history, oldest first, with its
+    /// epoch and newest offset. `None`: the backend keeps no history.
+    #[allow(clippy::type_complexity)]
+    fn history_last(
+        &self,
+        channel: &str,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Option<Option<(String, u64, Vec<Entry>)>>>> {
+        let _ = (channel, limit);
+        Box::pin(async { Ok(None) })
+    }
 }

@@ -13,9 +13,11 @@ use crate::client::ClientHandle;
 use crate::close::{code, Close};
 use crate::frame::Frame;
 use crate::hub::Hub;
-use crate::presence::{Info, Route};
+use crate::history::Recovery;
+use crate::presence::{Delivery, Info, Route};
+use crate::publication::{Publication, Since};
 use crate::protocol::{
-    is_addressed, now_ms, status, Command, Format, JsonReply, Payload, Reply, RESERVED,
+    is_addressed, now_ms, status, Command, Format, Payload, Reply, RESERVED,
 };
 
 type Outcome = Result<Reply, Reply>;
@@ -106,6 +108,32 @@ async fn execute(
         "join" | "leave" => {
             let ch = str_arg(data, "channel")?;
             let id = target()?;
+            let since = since_arg(data)?;
+            if cmd == "join" {
+                if let Some(client) = hub.registry().handle(&id) {
+                    let to = command.reply_to();
+                    let server_id = hub.config().server_id.clone();
+                    let reply = |r: &Recovery| {
+                        let mut d = json!({
+                            "client_id": id, "channel": ch, "epoch": r.epoch, "offset": r.offset,
+                        });
+                        if let Some(recovered) = r.recovered {
+                            d["recovered"] = Value::Bool(recovered);
+                            d["missed"] = Value::from(r.missed);
+                        }
+                        Reply::ok(d).encode(&to, &id, &server_id)
+                    };
+                    if hub
+                        .join_recovering(&client, ch, since.as_ref(), reply)
+                        .await
+                        .map_err(cluster)?
+                        .is_some()
+                    {
+                        // The reply, then what was missed, are queued already.
+                        return Ok(Reply::silent());
+                    }
+                }
+            }
             let ok = if cmd == "join" {
                 hub.join(&id, ch).await.map_err(cluster)?
             } else {
@@ -117,7 +145,12 @@ async fn execute(
                     format!("client {id:?} is not in channel {ch:?}"),
                 ));
             }
-            done(ok, &id, json!({ "client_id": id, "channel": ch }))
+            let mut d = json!({ "client_id": id, "channel": ch });
+            if since.is_some() {
+                // No history here (off, or the client is on another node): nothing recovered.
+                d["recovered"] = Value::Bool(false);
+            }
+            done(ok, &id, d)
         }
         "bind_uid" => {
             let uid = str_arg(data, "uid")?;
@@ -139,27 +172,49 @@ async fn execute(
         }
         "send_to_client" => {
             let id = str_arg(data, "client_id")?.to_string();
-            let frame = outgoing(caller, command, Route::Client(id.clone()))?;
+            let frame = outgoing(caller, command, Route::Client(id.clone()))?.frame(&[]);
             let ok = hub.send_to_client(&id, frame).await.map_err(cluster)?;
             done(ok, &id, json!({ "delivered": ok as usize }))
         }
         "send_to_uid" => {
             let uid = str_arg(data, "uid")?.to_string();
-            let frame = outgoing(caller, command, Route::Uid(uid.clone()))?;
+            let frame = outgoing(caller, command, Route::Uid(uid.clone()))?.frame(&[]);
             let n = hub.send_to_uid(&uid, frame).await.map_err(cluster)?;
             Ok(Reply::ok(json!({ "delivered": n })))
         }
         "send_to_channel" => {
             let channels = channels_arg(data)?;
-            let frame = outgoing(caller, command, Route::Channels(channels.clone()))?;
-            let n = hub
-                .send_to_channels(&channels, frame)
-                .await
-                .map_err(cluster)?;
+            let p = outgoing(caller, command, Route::Channels(channels.clone()))?;
+            let n = hub.publish(&channels, p).await.map_err(cluster)?;
             Ok(Reply::ok(json!({ "delivered": n })))
         }
+        "history" => {
+            let ch = str_arg(data, "channel")?;
+            let size = hub.config().history_size;
+            let limit = match data.get("limit") {
+                None | Some(Value::Null) => size,
+                Some(v) => v
+                    .as_u64()
+                    .filter(|n| *n > 0)
+                    .map(|n| (n as usize).min(size))
+                    .ok_or_else(|| missing("limit", "a positive number of messages"))?,
+            };
+            match hub.history_last(ch, limit).await {
+                Err(crate::Error::Config(msg)) => Err(Reply::error(status::BAD_REQUEST, msg)),
+                Err(e) => Err(cluster(e)),
+                Ok(None) => Ok(Reply::ok(json!({
+                    "channel": ch, "epoch": null, "offset": 0, "publications": [],
+                }))),
+                Ok(Some((epoch, top, entries))) => Ok(Reply::ok(json!({
+                    "channel": ch,
+                    "epoch": epoch,
+                    "offset": top,
+                    "publications": entries.iter().map(publication_json).collect::<Vec<_>>(),
+                }))),
+            }
+        }
         "send_to_all" => {
-            let frame = outgoing(caller, command, Route::All)?;
+            let frame = outgoing(caller, command, Route::All)?.frame(&[]);
             let n = hub.send_to_all(frame).await.map_err(cluster)?;
             Ok(Reply::ok(json!({ "delivered": n })))
         }
@@ -354,11 +409,12 @@ async fn route_or_unknown(
     if out.timestamp == 0 {
         out.timestamp = now_ms();
     }
+    let delivery = match route {
+        Route::Channels(_) => Delivery::Publication(Arc::new(Publication::Proto(out))),
+        _ => Delivery::Frame(Frame::sendmsg(&out)),
+    };
     let n = hub
-        .deliver(
-            route.clone(),
-            crate::presence::Delivery::Frame(Frame::sendmsg(&out)),
-        )
+        .deliver(route.clone(), delivery)
         .await
         .map_err(|e| Reply::error(status::INTERNAL, e.to_string()))?;
     if let Route::Client(id) = &route {
@@ -397,7 +453,7 @@ fn push_format(caller: Caller<'_>, command: &Command) -> Format {
 }
 
 /// The frame recipients of a `send_*` command get, in the sender's format.
-fn outgoing(caller: Caller<'_>, command: &Command, route: Route) -> Result<Frame, Reply> {
+fn outgoing(caller: Caller<'_>, command: &Command, route: Route) -> Result<Publication, Reply> {
     let from = caller.id().map(str::to_string);
     let (kind, to) = match &route {
         Route::Client(id) => ("client", json!(id)),
@@ -411,13 +467,12 @@ fn outgoing(caller: Caller<'_>, command: &Command, route: Route) -> Result<Frame
                 Payload::Json(v) => v,
                 Payload::Bytes(b) => Value::String(String::from_utf8_lossy(&b).into_owned()),
             };
-            Ok(Frame::json(&JsonReply {
-                cmd: "message".into(),
-                seqno: Value::String(String::new()),
-                status: status::OK,
-                msg: String::new(),
-                data: json!({ "from": from, "route": kind, "to": to, "data": data }),
-            }))
+            let mut m = serde_json::Map::new();
+            m.insert("from".into(), json!(from));
+            m.insert("route".into(), json!(kind));
+            m.insert("to".into(), to);
+            m.insert("data".into(), data);
+            Ok(Publication::Json(m))
         }
         Format::Proto => {
             let mut out = SendMsg {
@@ -455,9 +510,39 @@ fn outgoing(caller: Caller<'_>, command: &Command, route: Route) -> Result<Frame
                     })?;
                 out.cmd_data = bytes.into();
             }
-            Ok(Frame::sendmsg(&out))
+            Ok(Publication::Proto(out))
         }
     }
+}
+
+/// `join`'s optional `since`: `{"epoch": string, "offset": integer}`.
+fn since_arg(data: &Value) -> Result<Option<Since>, Reply> {
+    match data.get("since") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => serde_json::from_value(v.clone()).map(Some).map_err(|e| {
+            Reply::error(
+                status::BAD_REQUEST,
+                format!("`since` must be {{\"epoch\": string, \"offset\": integer}}: {e}"),
+            )
+        }),
+    }
+}
+
+/// One kept message in a `history` reply: its offset and time, and the frame as recipients
+/// got it (`push`: a JSON text frame, `text`: other text, `binary`: base64, e.g. a SendMsg).
+fn publication_json(e: &crate::history::Entry) -> Value {
+    let mut v = json!({ "offset": e.offset, "time": e.time_ms });
+    match e.frame.as_text() {
+        Some(t) => match serde_json::from_str::<Value>(t) {
+            Ok(j) => v["push"] = j,
+            Err(_) => v["text"] = Value::String(t.to_string()),
+        },
+        None => {
+            use base64::Engine as _;
+            v["binary"] = Value::String(base64::engine::general_purpose::STANDARD.encode(e.frame.payload()));
+        }
+    }
+    v
 }
 
 fn opt_str<'a>(data: &'a Value, key: &str) -> Option<&'a str> {

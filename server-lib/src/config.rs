@@ -137,6 +137,15 @@ pub struct ServerConfig {
     /// Serve the demo page (a browser client of the pool) at `GET /` and `GET /index`.
     /// Default: off.
     pub demo: bool,
+    /// Channel history: messages kept per channel for recovery (`join` with `since`) and the
+    /// `history` command; every channel message then carries its offset and epoch. 0: off.
+    /// Default: off. Must be below `outbound_queue` (a recovery is queued at once).
+    pub history_size: usize,
+    /// Oldest message kept in a channel's history. Default: 5 minutes.
+    pub history_ttl: Duration,
+    /// Most channels with a history at once; past it, the one published to least recently
+    /// loses its history (its next message starts a new epoch). Default: 100,000.
+    pub history_max_channels: usize,
 }
 
 impl Default for ServerConfig {
@@ -170,6 +179,9 @@ impl Default for ServerConfig {
             api_key: None,
             metrics: true,
             demo: false,
+            history_size: 0,
+            history_ttl: Duration::from_secs(300),
+            history_max_channels: 100_000,
         }
     }
 }
@@ -238,6 +250,12 @@ impl ServerConfig {
         metrics: bool,
         /// Sets [`Self::demo`].
         demo: bool,
+        /// Sets [`Self::history_size`].
+        history_size: usize,
+        /// Sets [`Self::history_ttl`].
+        history_ttl: Duration,
+        /// Sets [`Self::history_max_channels`].
+        history_max_channels: usize,
     }
 
     /// Checks that every value is in range; the error names the field and what to do.
@@ -273,6 +291,14 @@ impl ServerConfig {
         if let Some(k) = &self.api_key {
             if k.as_str().len() < 16 {
                 return bad("api_key must be at least 16 characters (e.g. `openssl rand -hex 16`)");
+            }
+        }
+        if self.history_size > 0 {
+            if self.history_size >= self.outbound_queue {
+                return bad("history_size must be below outbound_queue: a recovery queues up to history_size messages at once (raise --outbound-queue or lower --history-size)");
+            }
+            if self.history_ttl.is_zero() || self.history_max_channels == 0 {
+                return bad("history_ttl and history_max_channels must be above zero");
             }
         }
         if self.server_id.is_empty() || self.server_id.contains(char::is_whitespace) {

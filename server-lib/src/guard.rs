@@ -31,6 +31,7 @@ const CHANNEL_QUERIES: &[&str] = &[
     "uids_by_channel",
     "channel_client_count",
     "channel_uid_count",
+    "history",
 ];
 
 /// Commands that reach or list every client: with authentication, for admins only.

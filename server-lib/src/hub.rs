@@ -10,9 +10,11 @@ use crate::close::Close;
 use crate::cluster::Cluster;
 use crate::config::ServerConfig;
 use crate::frame::Frame;
+use crate::history::{Entry, History, Limits, Recovery};
 use crate::limits::Refusals;
 use crate::metrics::Metrics;
 use crate::presence::{Answer, Delivery, Info, PresenceEvent, Query, Route};
+use crate::publication::{Position, Publication, Since};
 use crate::registry::{Delivered, Registry};
 use crate::{Error, Result};
 
@@ -48,6 +50,9 @@ struct Inner {
     /// `None` when metrics are off (`ServerConfig::metrics`).
     metrics: Option<Metrics>,
     started: std::time::Instant,
+    /// Channel history (`ServerConfig::history_size` > 0): the history itself on a single
+    /// node, the cache of the followed channels in cluster mode.
+    history: Option<History>,
 }
 
 impl Hub {
@@ -70,6 +75,13 @@ impl Hub {
                 open: Arc::new(Grant::open()),
                 refusals: Refusals::default(),
                 metrics: config.metrics.then(|| Metrics::new(&config.server_id)),
+                history: (config.history_size > 0).then(|| {
+                    History::new(Limits {
+                        size: config.history_size,
+                        ttl: config.history_ttl,
+                        max_channels: config.history_max_channels,
+                    })
+                }),
                 started: std::time::Instant::now(),
                 config: Arc::new(config),
             }),
@@ -125,6 +137,11 @@ impl Hub {
     /// The node's metrics, unless they are off.
     pub fn metrics(&self) -> Option<&Metrics> {
         self.inner.metrics.as_ref()
+    }
+
+    /// The channels' history on this node, when history is on.
+    pub fn history(&self) -> Option<&History> {
+        self.inner.history.as_ref()
     }
 
     /// Time since this hub was built.
@@ -210,7 +227,47 @@ impl Hub {
     /// Delivers to the matching clients of this node only (what a cluster backend calls when a
     /// delivery arrives from another node).
     pub fn deliver_local(&self, route: &Route, delivery: &Delivery) -> Delivered {
-        self.counted(self.inner.registry.deliver(route, delivery))
+        let registry = &self.inner.registry;
+        let Delivery::Publication(p) = delivery else {
+            return self.counted(registry.deliver(route, delivery));
+        };
+        match (route, &self.inner.history, &self.inner.cluster) {
+            // A single node with history: the history gives the positions.
+            (Route::Channels(chs), Some(h), None) => {
+                let (_, d) = h.publish(chs, p, |frame| {
+                    registry.deliver(route, &Delivery::Frame(frame))
+                });
+                self.counted(d)
+            }
+            _ => self.counted(registry.deliver(route, &Delivery::Frame(p.frame(&[])))),
+        }
+    }
+
+    /// Cluster mode with history: delivers a channel message whose positions the backend
+    /// assigned, as copy `index` of a multi-channel send (`None`: one channel). It is kept in
+    /// this node's cache of the channel and delivered to the local members that are in no
+    /// earlier channel of the send, unless this node has it already.
+    pub fn deliver_positioned(
+        &self,
+        channels: &[String],
+        index: Option<usize>,
+        positions: &[Position],
+        time_ms: i64,
+        p: &Publication,
+    ) {
+        let i = index.unwrap_or(0);
+        let (Some(channel), Some(position)) = (channels.get(i), positions.get(i)) else {
+            return;
+        };
+        let frame = p.frame(positions);
+        let deliver = |f: &Frame| {
+            let d = Delivery::Frame(f.clone());
+            self.deliver_channel_except(channel, &channels[..i], &d);
+        };
+        match &self.inner.history {
+            Some(h) => h.apply(position, time_ms, frame, deliver),
+            None => deliver(&frame),
+        }
     }
 
     /// Delivers to the local members of `channel` that are in none of `except` (a cluster
@@ -252,8 +309,17 @@ impl Hub {
     /// Sends a frame to every member of the channels, each member once (wsPool `Broadcast`,
     /// GatewayWorker `sendToGroup`).
     pub async fn send_to_channels(&self, channels: &[String], frame: Frame) -> Result<usize> {
-        self.deliver(Route::Channels(channels.to_vec()), Delivery::Frame(frame))
-            .await
+        self.publish(channels, Publication::Frame(frame)).await
+    }
+
+    /// Sends a message to every member of the channels, each member once; with history on it
+    /// gets an offset in each channel first (see [`Publication`]).
+    pub async fn publish(&self, channels: &[String], p: Publication) -> Result<usize> {
+        self.deliver(
+            Route::Channels(channels.to_vec()),
+            Delivery::Publication(Arc::new(p)),
+        )
+        .await
     }
 
     /// Sends a frame to every client (wsPool `BroadcastAll`, GatewayWorker `sendToAll`).
@@ -286,6 +352,70 @@ impl Hub {
             channel: channel.into(),
         };
         self.change(local, event).await
+    }
+
+    /// Adds a local client to a channel through the history, when history is on: with the
+    /// channel's stream locked, the client joins, `reply` builds the frame it is sent first,
+    /// and then what it missed since `since` follows, before any live message. `Ok(None)`:
+    /// history is off (join the usual way).
+    pub(crate) async fn join_recovering(
+        &self,
+        client: &ClientHandle,
+        channel: &str,
+        since: Option<&Since>,
+        reply: impl FnOnce(&Recovery) -> Frame,
+    ) -> Result<Option<Recovery>> {
+        let Some(h) = &self.inner.history else {
+            return Ok(None);
+        };
+        let fetched = match &self.inner.cluster {
+            Some(c) => c.history_fetch(channel, since.map(|s| s.offset)).await?,
+            None => None,
+        };
+        let registry = &self.inner.registry;
+        let recovery = h.join(channel, since, fetched, |r, mut missed| {
+            let mut r = r.clone();
+            if registry.in_any(client.id(), &[channel.to_string()]) && r.recovered.is_some() {
+                // Already a member: it got everything since it joined, and cannot be sent
+                // again what it may already have.
+                r.recovered = Some(false);
+                r.missed = 0;
+                missed.clear();
+            }
+            registry.join(client.id(), channel);
+            client.send(reply(&r));
+            for f in missed {
+                client.send(f);
+            }
+            r
+        });
+        self.record(PresenceEvent::Joined {
+            client_id: client.id().into(),
+            channel: channel.into(),
+        })
+        .await;
+        Ok(Some(recovery))
+    }
+
+    /// The newest `limit` messages of a channel's history, oldest first, with its epoch and
+    /// newest offset; for the whole cluster in cluster mode. `Ok(None)`: the channel has no
+    /// history; `Err`: history is off.
+    pub async fn history_last(
+        &self,
+        channel: &str,
+        limit: usize,
+    ) -> Result<Option<(String, u64, Vec<Entry>)>> {
+        let Some(h) = &self.inner.history else {
+            return Err(Error::Config(
+                "channel history is off: start wsp serve with --history-size N".into(),
+            ));
+        };
+        if let Some(c) = &self.inner.cluster {
+            if let Some(answer) = c.history_last(channel, limit).await? {
+                return Ok(answer);
+            }
+        }
+        Ok(h.last(channel, limit))
     }
 
     /// Removes a client from a channel; `false` when it was not a member.

@@ -21,6 +21,8 @@
 //! - [`server`]: [`Server`]: the `/ws` and `/healthz` endpoints and graceful shutdown;
 //!   [`api`]: the server API (`POST /api`); [`metrics`]: Prometheus `GET /metrics`; `demo`: the
 //!   browser page of `--demo`.
+//! - [`history`]: channel history and recovery on reconnect; [`publication`]: a channel
+//!   message before its offsets are known, [`Position`], [`Since`].
 //! - [`close`]: RFC 6455 close codes; [`frame`]: outbound frames, framed and compressed once
 //!   for every recipient; [`stream`]: [`MessageWriter`], one message written in parts.
 //! - [`ws`]: the WebSocket transport for both ends (frames, permessage-deflate, handshakes).
@@ -54,6 +56,7 @@ pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
 mod guard;
+pub mod history;
 pub mod hub;
 pub mod limits;
 mod listen;
@@ -61,6 +64,7 @@ pub mod metrics;
 mod outbox;
 pub mod presence;
 pub mod protocol;
+pub mod publication;
 pub mod redis;
 pub mod registry;
 pub mod server;
@@ -79,6 +83,7 @@ pub use hub::{Hub, WeakHub};
 pub use outbox::Pushed;
 pub use presence::{Answer, Delivery, Info, PresenceEvent, Query, Route};
 pub use protocol::{Command, Format, Reply, ReplyTo};
+pub use publication::{Position, Publication, Since};
 pub use registry::Registry;
 pub use server::Server;
 pub use stream::MessageWriter;

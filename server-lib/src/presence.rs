@@ -29,6 +29,9 @@ pub enum Delivery {
     Frame(Frame),
     /// A request to close the matching clients.
     Close(Close),
+    /// A channel message whose frame is built once its positions in the channels' history are
+    /// known (with history off, at once, without positions).
+    Publication(std::sync::Arc<crate::publication::Publication>),
 }
 
 /// A change of presence, applied to the local registry and mirrored by a cluster backend.

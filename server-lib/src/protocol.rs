@@ -66,6 +66,7 @@ pub const BUILTINS: &[(&str, i32)] = &[
     ("close_client", 1023),
     ("ping", 1024),
     ("refresh", 1025),
+    ("history", 1026),
 ];
 
 /// The number of a built-in command name.
@@ -312,7 +313,7 @@ mod tests {
             assert!(seen.insert(*n), "{name} reuses {n}");
             assert_eq!(builtin_name(*n), Some(*name));
         }
-        assert_eq!(BUILTINS.len(), 25);
+        assert_eq!(BUILTINS.len(), 26);
     }
 
     #[test]

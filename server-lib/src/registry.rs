@@ -63,6 +63,9 @@ impl Delivered {
                 h.close(c.clone());
                 self.queued += 1;
             }
+            // The hub builds publications' frames before they reach the registry; one that
+            // arrives anyway goes out without positions.
+            Delivery::Publication(p) => self.push(h, &Delivery::Frame(p.frame(&[]))),
         }
     }
 }
@@ -213,6 +216,9 @@ impl Registry {
 
     /// Queues `delivery` for every local client on `route`.
     pub fn deliver(&self, route: &Route, delivery: &Delivery) -> Delivered {
+        if let Delivery::Publication(p) = delivery {
+            return self.deliver(route, &Delivery::Frame(p.frame(&[])));
+        }
         let mut out = Delivered::default();
         let mut push = |h: &ClientHandle| out.push(h, delivery);
         match route {

@@ -131,6 +131,16 @@ pub struct ServeArgs {
     /// Serve the demo page at `/` (a browser client: `/?id=alice&channel=news`).
     #[arg(long, env = "WSP_DEMO")]
     demo: bool,
+    /// Keep the last N messages of every channel, so clients recover what they missed when
+    /// they reconnect (`join` with `since`; the `history` command). 0 or absent: off.
+    #[arg(long, env = "WSP_HISTORY_SIZE")]
+    history_size: Option<usize>,
+    /// With --history-size: the oldest message kept, e.g. `5m`. Default 5m.
+    #[arg(long, env = "WSP_HISTORY_TTL", value_parser = humantime::parse_duration)]
+    history_ttl: Option<Duration>,
+    /// With --history-size: most channels with a history at once. Default 100000.
+    #[arg(long, env = "WSP_HISTORY_MAX_CHANNELS")]
+    history_max_channels: Option<usize>,
 }
 
 /// TLS files to serve with, when set.
@@ -194,6 +204,9 @@ struct FileConfig {
     api_key: Option<String>,
     metrics: Option<bool>,
     demo: Option<bool>,
+    history_size: Option<usize>,
+    history_ttl: Option<String>,
+    history_max_channels: Option<usize>,
 }
 
 fn duration(name: &str, v: Option<String>) -> anyhow::Result<Option<Duration>> {
@@ -340,6 +353,16 @@ impl ServeArgs {
             .map(wsp_server::api::ApiKey::new);
         c.metrics = !self.no_metrics && file.metrics.unwrap_or(true);
         c.demo = self.demo || file.demo.unwrap_or(false);
+        c.history_size = pick(self.history_size, file.history_size, c.history_size);
+        c.history_ttl = self
+            .history_ttl
+            .or(duration("history_ttl", file.history_ttl)?)
+            .unwrap_or(c.history_ttl);
+        c.history_max_channels = pick(
+            self.history_max_channels,
+            file.history_max_channels,
+            c.history_max_channels,
+        );
         let tls = match (
             self.tls_cert.or(file.tls_cert),
             self.tls_key.or(file.tls_key),

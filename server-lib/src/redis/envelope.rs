@@ -1,12 +1,19 @@
 //! What travels between nodes over Redis pub/sub: a JSON header line, then the frame's raw
-//! bytes (never re-encoded, never base64).
+//! bytes (never re-encoded, never base64). With channel history, the history script puts one
+//! more line in front, `H{"positions":[…],"time":ms,"index":i}`: where Redis placed the
+//! message in each channel (the same bytes are kept in the channel's stream).
 
 use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+
+use wsp_proto::{Message as _, SendMsg};
+
 use crate::close::Close;
 use crate::frame::{Frame, Kind};
 use crate::presence::{Delivery, PresenceEvent, Route};
+use crate::publication::{Position, Publication};
 
 /// What a message asks the receiving node to do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -16,6 +23,10 @@ pub enum Body {
     Text,
     /// Deliver a binary frame (payload: the bytes).
     Binary,
+    /// A JSON push to stamp with its positions (payload: the push's `data` object).
+    Json,
+    /// A SendMsg to stamp with its positions (payload: the encoded SendMsg).
+    SendMsg,
     /// Close the matching clients.
     Close {
         /// Close code.
@@ -61,6 +72,15 @@ pub fn delivery(origin: &str, route: Route, index: Option<usize>, d: &Delivery) 
     let (body, payload): (Body, Bytes) = match d {
         Delivery::Frame(f) if f.kind() == Kind::Text => (Body::Text, f.payload()),
         Delivery::Frame(f) => (Body::Binary, f.payload()),
+        Delivery::Publication(p) => match &**p {
+            Publication::Json(m) => (
+                Body::Json,
+                serde_json::to_vec(m).expect("a JSON map serializes").into(),
+            ),
+            Publication::Proto(msg) => (Body::SendMsg, msg.encode_to_vec().into()),
+            Publication::Frame(f) if f.kind() == Kind::Text => (Body::Text, f.payload()),
+            Publication::Frame(f) => (Body::Binary, f.payload()),
+        },
         Delivery::Close(c) => (
             Body::Close {
                 code: c.code,
@@ -80,8 +100,64 @@ pub fn delivery(origin: &str, route: Route, index: Option<usize>, d: &Delivery) 
     )
 }
 
-/// Decodes a message: the header and, for frames, the delivery.
-pub fn decode(bytes: &Bytes) -> Result<(Header, Option<Delivery>), String> {
+/// The history script's line: where the message sits in each of its channels.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Stamp {
+    /// One per channel of the send, in its order.
+    pub positions: Vec<Position>,
+    /// When Redis kept it (ms since the Unix epoch).
+    #[serde(default)]
+    pub time: i64,
+    /// Which channel's copy this is (a multi-channel send is published once per channel).
+    #[serde(default)]
+    pub index: Option<usize>,
+}
+
+/// A decoded message.
+#[derive(Debug)]
+pub struct Decoded {
+    /// The header.
+    pub header: Header,
+    /// What to deliver (none for a presence event).
+    pub delivery: Option<Delivery>,
+    /// Its positions, when it came through the history script.
+    pub stamp: Option<Stamp>,
+}
+
+impl Decoded {
+    /// The publication to stamp (a positioned message is always one: frames become
+    /// [`Publication::Frame`]).
+    pub fn publication(&self) -> Option<Publication> {
+        match &self.delivery {
+            Some(Delivery::Publication(p)) => Some((**p).clone()),
+            Some(Delivery::Frame(f)) => Some(Publication::Frame(f.clone())),
+            _ => None,
+        }
+    }
+}
+
+/// Decodes a message: its stamp, if any, the header and, for frames, the delivery.
+pub fn decode(bytes: &Bytes) -> Result<Decoded, String> {
+    let (stamp, bytes) = if bytes.first() == Some(&b'H') {
+        let end = bytes
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or("no stamp line")?;
+        let stamp: Stamp =
+            serde_json::from_slice(&bytes[1..end]).map_err(|e| format!("bad stamp: {e}"))?;
+        (Some(stamp), bytes.slice(end + 1..))
+    } else {
+        (None, bytes.clone())
+    };
+    let (header, delivery) = decode_envelope(&bytes)?;
+    Ok(Decoded {
+        header,
+        delivery,
+        stamp,
+    })
+}
+
+fn decode_envelope(bytes: &Bytes) -> Result<(Header, Option<Delivery>), String> {
     let split = bytes
         .iter()
         .position(|&b| b == b'\n')
@@ -96,6 +172,14 @@ pub fn decode(bytes: &Bytes) -> Result<(Header, Option<Delivery>), String> {
             Some(Delivery::Frame(text))
         }
         Body::Binary => Some(Delivery::Frame(Frame::binary(&payload))),
+        Body::Json => {
+            let map = serde_json::from_slice(&payload).map_err(|e| format!("bad JSON push: {e}"))?;
+            Some(Delivery::Publication(Arc::new(Publication::Json(map))))
+        }
+        Body::SendMsg => {
+            let msg = SendMsg::decode(payload).map_err(|e| format!("bad SendMsg: {e}"))?;
+            Some(Delivery::Publication(Arc::new(Publication::Proto(msg))))
+        }
         Body::Close { code, reason } => Some(Delivery::Close(Close::new(*code, reason.clone()))),
         Body::Event { .. } => None,
     };
@@ -115,7 +199,12 @@ mod tests {
             Some(1),
             &d,
         );
-        let (h, back) = decode(&wire).unwrap();
+        let Decoded {
+            header: h,
+            delivery: back,
+            stamp,
+        } = decode(&wire).unwrap();
+        assert!(stamp.is_none());
         assert_eq!(h.origin, "n1");
         assert_eq!(h.index, Some(1));
         match back {
@@ -133,8 +222,26 @@ mod tests {
                 },
             },
         };
-        let (h, d) = decode(&encode(&ev, b"")).unwrap();
-        assert_eq!(h, ev);
-        assert!(d.is_none());
+        let d = decode(&encode(&ev, b"")).unwrap();
+        assert_eq!(d.header, ev);
+        assert!(d.delivery.is_none());
+    }
+
+    #[test]
+    fn a_stamped_publication_decodes_with_its_positions() {
+        let p = Delivery::Publication(Arc::new(Publication::Proto(SendMsg {
+            cmd: 3,
+            channel: vec!["a".into()],
+            ..Default::default()
+        })));
+        let env = delivery("n1", Route::Channels(vec!["a".into()]), None, &p);
+        let mut wire = br#"H{"positions":[{"channel":"a","offset":7,"epoch":"e"}],"time":5}"#.to_vec();
+        wire.push(b'\n');
+        wire.extend_from_slice(&env);
+        let d = decode(&Bytes::from(wire)).unwrap();
+        let stamp = d.stamp.clone().unwrap();
+        assert_eq!((stamp.positions[0].offset, stamp.time, stamp.index), (7, 5, None));
+        let frame = d.publication().unwrap().frame(&stamp.positions);
+        assert_eq!(SendMsg::decode(frame.payload()).unwrap().server_id, "e:7");
     }
 }

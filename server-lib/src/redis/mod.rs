@@ -16,6 +16,13 @@
 //!   deliveries never touch Redis); remote deliveries and presence changes made during the outage
 //!   are lost (logged); queries fall back to this node's registry. On reconnect the node
 //!   re-registers itself and every local client (ids, channels, uids, info) and resubscribes.
+//! - **History** (with `--history-size`): one script (`history.lua`) gives a channel message
+//!   its offset in each channel, keeps it in the channel's stream and publishes it, atomically,
+//!   so every node sees a channel's messages in offset order. The publishing node delivers its
+//!   own messages when they come back from Redis, like every other node (that is what keeps
+//!   the order the same everywhere). A node recovering a client reads the stream after the
+//!   client's offset and merges it with what pub/sub brings (`history.rs`). History topics
+//!   carry the `{prefix}` hash tag, so the script's keys and topics share one slot.
 
 mod envelope;
 
@@ -30,6 +37,7 @@ use fred::types::scripts::Script;
 use futures_util::future::BoxFuture;
 
 use crate::cluster::Cluster;
+use crate::history::Fetched;
 use crate::hub::{Hub, WeakHub};
 use crate::presence::{Answer, Delivery, PresenceEvent, Query, Route};
 use envelope::Body;
@@ -96,6 +104,9 @@ pub struct RedisCluster {
     client: Client,
     sub: SubscriberClient,
     script: Script,
+    history_script: Script,
+    /// History limits when the hub keeps channel history (set in `start`).
+    history: OnceLock<Option<crate::history::Limits>>,
     /// Key prefix with the hash tag: `{wsp}`.
     k: String,
     hub: OnceLock<WeakHub>,
@@ -103,6 +114,10 @@ pub struct RedisCluster {
     /// awaits Redis and must not interleave for one channel.
     topics: tokio::sync::Mutex<HashSet<String>>,
 }
+
+/// How long a channel's epoch and newest offset outlive its last message in Redis, so a quiet
+/// channel keeps its epoch (its messages themselves expire with `--history-ttl`).
+const HISTORY_META_TTL: Duration = Duration::from_secs(24 * 3600);
 
 fn cluster_err(e: impl std::fmt::Display) -> crate::Error {
     crate::Error::Cluster(format!("redis: {e}"))
@@ -144,6 +159,8 @@ impl RedisCluster {
             client,
             sub,
             script: Script::from_lua(include_str!("presence.lua")),
+            history_script: Script::from_lua(include_str!("history.lua")),
+            history: OnceLock::new(),
             k,
             hub: OnceLock::new(),
             topics: tokio::sync::Mutex::new(HashSet::new()),
@@ -155,6 +172,7 @@ impl RedisCluster {
     /// pub/sub and reconnect tasks.
     pub async fn start(self: &Arc<Self>, hub: &Hub) -> crate::Result<()> {
         let _ = self.hub.set(hub.downgrade());
+        let _ = self.history.set(hub.history().map(|h| *h.limits()));
         let reaped = self.op::<u64>(&["reap", &self.node]).await?;
         if reaped > 0 {
             tracing::info!(reaped, node = %self.node, "removed ghosts of this node's previous run");
@@ -223,7 +241,20 @@ impl RedisCluster {
     }
 
     fn channel_topic(&self, channel: &str) -> String {
-        format!("{}:bc:{channel}", self.cfg.prefix)
+        format!("{}{channel}", self.channel_topic_prefix())
+    }
+
+    /// With history, channel topics share the keys' hash tag (the history script publishes).
+    fn channel_topic_prefix(&self) -> String {
+        if self.limits().is_some() {
+            format!("{}:hbc:", self.k)
+        } else {
+            format!("{}:bc:", self.cfg.prefix)
+        }
+    }
+
+    fn limits(&self) -> Option<crate::history::Limits> {
+        self.history.get().copied().flatten()
     }
 
     async fn op<R: FromValue>(&self, args: &[&str]) -> crate::Result<R> {
@@ -422,13 +453,25 @@ impl RedisCluster {
             let Some(bytes) = msg.value.into_bytes() else {
                 continue;
             };
-            let (header, delivery) = match envelope::decode(&bytes) {
+            let decoded = match envelope::decode(&bytes) {
                 Ok(x) => x,
                 Err(e) => {
                     tracing::warn!(error = %e, topic = %msg.channel, "ignoring a malformed cluster message");
                     continue;
                 }
             };
+            if let (Some(stamp), Route::Channels(chs), Some(p)) = (
+                &decoded.stamp,
+                &decoded.header.route,
+                decoded.publication(),
+            ) {
+                // A positioned channel message: every node, the sender too, delivers it here.
+                hub.deliver_positioned(chs, stamp.index, &stamp.positions, stamp.time, &p);
+                continue;
+            }
+            let envelope::Decoded {
+                header, delivery, ..
+            } = decoded;
             if header.origin == self.node && matches!(header.route, Route::Channels(_) | Route::All)
             {
                 continue; // delivered locally when sent
@@ -461,8 +504,86 @@ impl RedisCluster {
             .map_err(cluster_err)
     }
 
+    /// Publishes a channel message through the history script; the nodes (this one too)
+    /// deliver it when it comes back from Redis with its positions.
+    async fn publish_history(
+        &self,
+        channels: &[String],
+        delivery: &Delivery,
+        limits: crate::history::Limits,
+    ) -> crate::Result<()> {
+        self.online()?;
+        let env = envelope::delivery(
+            &self.node,
+            Route::Channels(channels.to_vec()),
+            None,
+            delivery,
+        );
+        let mut args: Vec<Value> = vec![
+            "publish".into(),
+            (limits.size as i64).into(),
+            (limits.ttl.as_millis() as i64).into(),
+            (HISTORY_META_TTL.as_millis() as i64).into(),
+            if self.cfg.sharded { "SPUBLISH" } else { "PUBLISH" }.into(),
+            self.channel_topic_prefix().into(),
+            Value::Bytes(env),
+        ];
+        args.extend(channels.iter().map(|c| Value::from(c.as_str())));
+        let r = self
+            .history_script
+            .evalsha_with_reload::<Value, _, _>(&self.client, vec![self.key("clients")], args)
+            .await
+            .map(drop)
+            .map_err(cluster_err);
+        self.count(|m| m.cluster_published());
+        self.failed(r)
+    }
+
+    /// Runs a history read (`read` or `last`) and decodes the kept messages of `channel`.
+    async fn history_op(&self, channel: &str, args: Vec<Value>) -> crate::Result<Option<Fetched>> {
+        self.online()?;
+        let r: crate::Result<Vec<Value>> = self
+            .history_script
+            .evalsha_with_reload(&self.client, vec![self.key("clients")], args)
+            .await
+            .map_err(cluster_err);
+        let r = self.failed(r)?;
+        let mut it = r.into_iter();
+        let epoch: Option<String> = it.next().and_then(|v| v.convert().ok());
+        let top: u64 = it.next().and_then(|v| v.convert().ok()).unwrap_or(0);
+        let Some(epoch) = epoch else { return Ok(None) };
+        let messages: Vec<Bytes> = it.next().and_then(|v| v.convert().ok()).unwrap_or_default();
+        let mut entries = Vec::with_capacity(messages.len());
+        for m in messages {
+            let d = envelope::decode(&m).map_err(cluster_err)?;
+            let (Some(stamp), Some(p)) = (&d.stamp, d.publication()) else {
+                continue;
+            };
+            let i = stamp.index.unwrap_or(0);
+            let Some(pos) = stamp.positions.get(i).filter(|p| p.channel == channel) else {
+                continue;
+            };
+            entries.push((pos.offset, stamp.time, p.frame(&stamp.positions)));
+        }
+        Ok(Some(Fetched {
+            epoch,
+            top,
+            entries,
+        }))
+    }
+
     async fn publish_impl(&self, route: Route, delivery: Delivery) -> crate::Result<usize> {
         let Some(hub) = self.hub() else { return Ok(0) };
+        if let (Route::Channels(chs), Delivery::Publication(_), Some(limits)) =
+            (&route, &delivery, self.limits())
+        {
+            if let Err(e) = self.publish_history(chs, &delivery, limits).await {
+                // Without Redis there is no offset: local members still get it, unpositioned.
+                tracing::warn!(error = %e, "history publish failed: delivered here only, without an offset");
+                return Ok(hub.deliver_local(&route, &delivery).queued);
+            }
+            return self.channel_audience(chs, 0).await;
+        }
         let local = hub.deliver_local(&route, &delivery).queued;
         if let Route::Client(_) = route {
             if local > 0 {
@@ -517,19 +638,7 @@ impl RedisCluster {
                     )
                     .await?;
                 }
-                if chs.len() == 1 {
-                    let n: u64 = self
-                        .client
-                        .scard(self.key(&format!("ch:{}", chs[0])))
-                        .await
-                        .map_err(cluster_err)?;
-                    Ok((n as usize).max(local))
-                } else {
-                    let keys: Vec<String> =
-                        chs.iter().map(|c| self.key(&format!("ch:{c}"))).collect();
-                    let all: Vec<String> = self.client.sunion(keys).await.map_err(cluster_err)?;
-                    Ok(all.len().max(local))
-                }
+                self.channel_audience(chs, local).await
             }
             Route::All => {
                 self.publish_to(
@@ -544,6 +653,22 @@ impl RedisCluster {
                     .map_err(cluster_err)?;
                 Ok((n as usize).max(local))
             }
+        }
+    }
+
+    /// Members of the channels across the cluster, each once (at least `local`).
+    async fn channel_audience(&self, chs: &[String], local: usize) -> crate::Result<usize> {
+        if chs.len() == 1 {
+            let n: u64 = self
+                .client
+                .scard(self.key(&format!("ch:{}", chs[0])))
+                .await
+                .map_err(cluster_err)?;
+            Ok((n as usize).max(local))
+        } else {
+            let keys: Vec<String> = chs.iter().map(|c| self.key(&format!("ch:{c}"))).collect();
+            let all: Vec<String> = self.client.sunion(keys).await.map_err(cluster_err)?;
+            Ok(all.len().max(local))
         }
     }
 
@@ -735,6 +860,59 @@ impl Cluster for RedisCluster {
                     Ok(hub.registry().answer(&query))
                 }
             }
+        })
+    }
+
+    fn history_fetch(
+        &self,
+        channel: &str,
+        after: Option<u64>,
+    ) -> BoxFuture<'_, crate::Result<Option<Fetched>>> {
+        let channel = channel.to_string();
+        Box::pin(async move {
+            let Some(limits) = self.limits() else {
+                return Ok(None);
+            };
+            // Follow first: what is published after the read arrives over pub/sub.
+            self.follow_channel(&channel).await;
+            let args: Vec<Value> = vec![
+                "read".into(),
+                channel.as_str().into(),
+                after.map(|a| a.to_string()).unwrap_or_default().into(),
+                (limits.size as i64).into(),
+                (limits.ttl.as_millis() as i64).into(),
+                (HISTORY_META_TTL.as_millis() as i64).into(),
+            ];
+            self.history_op(&channel, args).await
+        })
+    }
+
+    fn history_last(
+        &self,
+        channel: &str,
+        limit: usize,
+    ) -> BoxFuture<'_, crate::Result<Option<Option<(String, u64, Vec<crate::history::Entry>)>>>>
+    {
+        let channel = channel.to_string();
+        Box::pin(async move {
+            let Some(limits) = self.limits() else {
+                return Ok(None);
+            };
+            let args: Vec<Value> = vec![
+                "last".into(),
+                channel.as_str().into(),
+                (limit as i64).into(),
+                (limits.ttl.as_millis() as i64).into(),
+            ];
+            let fetched = self.history_op(&channel, args).await?;
+            Ok(Some(fetched.map(|f| {
+                let entries = f
+                    .entries
+                    .into_iter()
+                    .map(|(offset, time_ms, frame)| crate::history::Entry::new(offset, time_ms, frame))
+                    .collect();
+                (f.epoch, f.top, entries)
+            })))
         })
     }
 
