@@ -38,7 +38,11 @@ pub trait Cluster: Send + Sync + 'static {
     /// Channel history (when the hub has it on): makes this node follow `channel` and reads
     /// the cluster's stream of it, with the messages after offset `after` (none without it).
     /// `None`: the backend keeps no history, and the node's own serves.
-    fn history_fetch(&self, channel: &str, after: Option<u64>) -> BoxFuture<'_, Result<Option<Fetched>>> {
+    fn history_fetch(
+        &self,
+        channel: &str,
+        after: Option<u64>,
+    ) -> BoxFuture<'_, Result<Option<Fetched>>> {
         let _ = (channel, after);
         Box::pin(async { Ok(None) })
     }

@@ -12,13 +12,11 @@ use crate::auth::Grant;
 use crate::client::ClientHandle;
 use crate::close::{code, Close};
 use crate::frame::Frame;
-use crate::hub::Hub;
 use crate::history::Recovery;
+use crate::hub::Hub;
 use crate::presence::{Delivery, Info, Route};
+use crate::protocol::{is_addressed, now_ms, status, Command, Format, Payload, Reply, RESERVED};
 use crate::publication::{Publication, Since};
-use crate::protocol::{
-    is_addressed, now_ms, status, Command, Format, Payload, Reply, RESERVED,
-};
 
 type Outcome = Result<Reply, Reply>;
 
@@ -539,7 +537,8 @@ fn publication_json(e: &crate::history::Entry) -> Value {
         },
         None => {
             use base64::Engine as _;
-            v["binary"] = Value::String(base64::engine::general_purpose::STANDARD.encode(e.frame.payload()));
+            v["binary"] =
+                Value::String(base64::engine::general_purpose::STANDARD.encode(e.frame.payload()));
         }
     }
     v

@@ -216,8 +216,7 @@ impl History {
         let mut order: Vec<&String> = channels.iter().collect();
         order.sort();
         order.dedup();
-        let streams: Vec<Arc<Mutex<Stream>>> =
-            order.iter().map(|c| self.stream(c, None)).collect();
+        let streams: Vec<Arc<Mutex<Stream>>> = order.iter().map(|c| self.stream(c, None)).collect();
         let mut guards: Vec<MutexGuard<'_, Stream>> = streams.iter().map(|s| lock(s)).collect();
         let positions: Vec<Position> = channels
             .iter()
@@ -247,7 +246,13 @@ impl History {
     /// Cluster: applies a message whose position Redis assigned, in Redis order. Keeps it and
     /// calls `deliver` (with the stream locked) unless it is one this node already has (it
     /// came both in a recovery read and over pub/sub). A new epoch resets the stream.
-    pub fn apply(&self, position: &Position, time_ms: i64, frame: Frame, deliver: impl FnOnce(&Frame)) {
+    pub fn apply(
+        &self,
+        position: &Position,
+        time_ms: i64,
+        frame: Frame,
+        deliver: impl FnOnce(&Frame),
+    ) {
         let s = self.stream(&position.channel, Some(&position.epoch));
         let mut g = lock(&s);
         if g.epoch != position.epoch {
@@ -301,7 +306,11 @@ impl History {
         let mut g = lock(&s);
         g.expire(&self.limits);
         let skip = g.entries.len().saturating_sub(limit);
-        Some((g.epoch.clone(), g.top, g.entries.iter().skip(skip).cloned().collect()))
+        Some((
+            g.epoch.clone(),
+            g.top,
+            g.entries.iter().skip(skip).cloned().collect(),
+        ))
     }
 
     /// Channels with a history here.
@@ -362,7 +371,10 @@ mod tests {
     fn offsets_increase_and_a_seam_loses_nothing() {
         let h = History::new(limits(10));
         let chs = vec!["news".to_string()];
-        let ((p1, _), (p2, _)) = (h.publish(&chs, &text(1), |_| ()), h.publish(&chs, &text(2), |_| ()));
+        let ((p1, _), (p2, _)) = (
+            h.publish(&chs, &text(1), |_| ()),
+            h.publish(&chs, &text(2), |_| ()),
+        );
         assert_eq!((p1[0].offset, p2[0].offset), (1, 2));
         assert_eq!(p1[0].epoch, p2[0].epoch);
         let since = Since {
@@ -382,9 +394,15 @@ mod tests {
             epoch: "other".into(),
             offset: 1,
         };
-        assert_eq!(h.join("news", Some(&other), None, |r, _| r.recovered), Some(false));
+        assert_eq!(
+            h.join("news", Some(&other), None, |r, _| r.recovered),
+            Some(false)
+        );
         let ahead = Since { offset: 9, ..since };
-        assert_eq!(h.join("news", Some(&ahead), None, |r, _| r.recovered), Some(false));
+        assert_eq!(
+            h.join("news", Some(&ahead), None, |r, _| r.recovered),
+            Some(false)
+        );
     }
 
     #[test]
@@ -399,7 +417,10 @@ mod tests {
             epoch: epoch.clone(),
             offset,
         };
-        assert_eq!(h.join("c", Some(&since(2)), None, |r, _| r.recovered), Some(false));
+        assert_eq!(
+            h.join("c", Some(&since(2)), None, |r, _| r.recovered),
+            Some(false)
+        );
         let (r, f) = h.join("c", Some(&since(3)), None, |r, f| (r.clone(), f));
         assert_eq!((r.recovered, f.len()), (Some(true), 2));
         let (_, top, last) = h.last("c", 10).unwrap();
@@ -447,7 +468,9 @@ mod tests {
             |_, _| (),
         );
         for n in [2, 3] {
-            h.apply(&at(n, "e"), 0, Frame::text(n.to_string()), |f| delivered.push(f.clone()));
+            h.apply(&at(n, "e"), 0, Frame::text(n.to_string()), |f| {
+                delivered.push(f.clone())
+            });
         }
         assert_eq!(delivered, vec![Frame::text("3")]);
         let since = Since {
@@ -457,8 +480,13 @@ mod tests {
         let (r, f) = h.join("c", Some(&since), None, |r, f| (r.clone(), f));
         assert_eq!((r.recovered, f.len(), r.offset), (Some(true), 2, 3));
         // Redis restarted: a new epoch starts the stream over.
-        h.apply(&at(1, "e2"), 0, Frame::text("x"), |f| delivered.push(f.clone()));
+        h.apply(&at(1, "e2"), 0, Frame::text("x"), |f| {
+            delivered.push(f.clone())
+        });
         assert_eq!(h.last("c", 9).unwrap().0, "e2");
-        assert_eq!(h.join("c", Some(&since), None, |r, _| r.recovered), Some(false));
+        assert_eq!(
+            h.join("c", Some(&since), None, |r, _| r.recovered),
+            Some(false)
+        );
     }
 }

@@ -138,7 +138,11 @@ mod tests {
         let v: Value = serde_json::from_str(f.as_text().unwrap()).unwrap();
         assert_eq!(v["cmd"], "message");
         assert_eq!(
-            (&v["data"]["offset"], &v["data"]["epoch"], &v["data"]["channel"]),
+            (
+                &v["data"]["offset"],
+                &v["data"]["epoch"],
+                &v["data"]["channel"]
+            ),
             (&Value::from(42), &Value::from("e1"), &Value::from("news"))
         );
         assert!(v["data"].get("positions").is_none());

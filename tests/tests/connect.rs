@@ -290,3 +290,81 @@ fn compression_is_offered_and_each_frame_says_how_it_travelled() {
     assert_eq!(welcome["compressed"], false, "{welcome}");
     assert!(welcome["wire_size"].as_u64().unwrap() > welcome["size"].as_u64().unwrap());
 }
+
+/// Issue 11: `--reconnect` rejoins its channels with `since` and recovers what it missed.
+#[tokio::test]
+async fn reconnect_recovers_the_missed_messages_exactly_once() {
+    const KEY: &str = "connect-test-key-0123";
+    let s = Serve::start(&["--history-size", "100", "--api-key", KEY]);
+    let mut watch = Command::new(bin("wsp"))
+        .args([
+            "connect",
+            &s.url,
+            "--print",
+            "--id",
+            "watch",
+            "--channel",
+            "news",
+        ])
+        .args(["--format", "json", "--reconnect"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(watch.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap(); // the welcome: joined
+    let send = |n: u64| {
+        let s = &s;
+        async move {
+            let r = s
+                .api(
+                    KEY,
+                    "send_to_channel",
+                    serde_json::json!({"channel": "news", "data": n}),
+                )
+                .await;
+            assert_eq!(r["status"], 0, "{r}");
+        }
+    };
+    for n in 1..=3 {
+        send(n).await;
+    }
+    // The server drops it; three messages go out while it is away.
+    s.api(
+        KEY,
+        "close_client",
+        serde_json::json!({"client_id": "watch", "code": 4000}),
+    )
+    .await;
+    for n in 4..=6 {
+        send(n).await;
+    }
+    // Once it is back (the reply to its rejoin), one more, live.
+    let mut payloads = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut recovered = None;
+    while payloads.last() != Some(&7) {
+        assert!(Instant::now() < deadline, "got {payloads:?}");
+        line.clear();
+        out.read_line(&mut line).unwrap();
+        let v: Value = serde_json::from_str(&line).unwrap();
+        let j = &v["json"];
+        if j["cmd"] == "join" && j["seqno"] == "wsp-recover:news" {
+            recovered = Some(j["data"]["recovered"].clone());
+            send(7).await;
+        }
+        if j["cmd"] == "message" {
+            payloads.push(j["data"]["data"].as_u64().unwrap());
+        }
+    }
+    assert_eq!(recovered, Some(Value::Bool(true)));
+    assert_eq!(payloads, (1..=7).collect::<Vec<_>>());
+    drop(watch.stdin.take());
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut watch.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.contains("recovered news (+3)"), "{err}");
+}

@@ -9,6 +9,7 @@ mod compare;
 mod html;
 mod plan;
 mod progress;
+mod reconnect;
 mod report;
 mod stats;
 mod target;
@@ -68,6 +69,10 @@ pub struct BenchArgs {
     /// Workload.
     #[arg(long, value_enum, default_value = "broadcast")]
     scenario: Scenario,
+    /// `--scenario reconnect`: each subscriber drops its connection about this often (at
+    /// random between half and one and a half times it) and rejoins with `since`.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    reconnect_every: Duration,
     /// Receiving clients (subscribers).
     #[arg(short = 'c', long, default_value_t = 1000)]
     clients: usize,
@@ -316,7 +321,19 @@ fn validate(args: &BenchArgs, duration: Duration) -> anyhow::Result<()> {
             args.warmup
         );
     }
-    if matches!(args.scenario, Scenario::Broadcast | Scenario::Unicast) && args.publishers == 0 {
+    if args.scenario == Scenario::Reconnect {
+        if args.protocol != Protocol::Wsp {
+            bail!("--scenario reconnect needs the wsp protocol (it rejoins with `since`)");
+        }
+        if args.reconnect_every < Duration::from_millis(100) {
+            bail!("--reconnect-every must be at least 100ms");
+        }
+    }
+    if matches!(
+        args.scenario,
+        Scenario::Broadcast | Scenario::Unicast | Scenario::Reconnect
+    ) && args.publishers == 0
+    {
         bail!("--publishers must be at least 1 for {:?}", args.scenario);
     }
     if args.scenario == Scenario::Unicast && args.protocol == Protocol::Shootout {
@@ -364,7 +381,7 @@ fn split(args: &BenchArgs, urls: &[String], duration: Duration) -> Vec<Plan> {
         _ => args.publishers,
     };
     let publishers = match args.scenario {
-        Scenario::Broadcast | Scenario::Unicast => args.publishers,
+        Scenario::Broadcast | Scenario::Unicast | Scenario::Reconnect => args.publishers,
         _ => 0,
     };
     let run_id = format!("b{:x}", worker::now_ns() % 0xffff_ffff);
@@ -399,6 +416,7 @@ fn split(args: &BenchArgs, urls: &[String], duration: Duration) -> Vec<Plan> {
                 run_id: run_id.clone(),
                 channel: "bench".into(),
                 spread_sources: !args.no_spread_sources,
+                reconnect_every_ms: args.reconnect_every.as_millis() as u64,
             }
         })
         .collect()

@@ -17,6 +17,10 @@ pub enum Scenario {
     Echo,
     /// A connection storm: handshake rate and latency, no messages.
     Connect,
+    /// Broadcast while every subscriber drops its connection about every
+    /// `--reconnect-every` and rejoins with `since` (lossless reconnects, with
+    /// `wsp serve --history-size`).
+    Reconnect,
 }
 
 /// The name users type (`--scenario`'s value), as shown in summaries and reports.
@@ -75,6 +79,9 @@ pub struct Plan {
     pub channel: String,
     /// Spread client source addresses over 127.0.0.0/8 (loopback targets only).
     pub spread_sources: bool,
+    /// `reconnect`: each subscriber drops its connection about this often (ms).
+    #[serde(default)]
+    pub reconnect_every_ms: u64,
 }
 
 impl Plan {

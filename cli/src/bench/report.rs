@@ -172,6 +172,9 @@ pub struct Report {
     pub failures: Vec<String>,
     /// True when no gate failed.
     pub passed: bool,
+    /// `reconnect` scenario: the subscribers' reconnects and how they recovered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconnects: Option<Reconnects>,
     /// The command line of the run.
     #[serde(default)]
     pub command_line: String,
@@ -185,6 +188,17 @@ pub struct Report {
     /// Latency distribution of the measured window.
     #[serde(default)]
     pub latency_distribution: Vec<Bucket>,
+}
+
+/// How the subscribers of a `reconnect` run came back.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Reconnects {
+    /// Connections dropped and opened again.
+    pub reconnects: u64,
+    /// Rejoins whose missed messages all came back (`recovered: true`).
+    pub recovered: u64,
+    /// Rejoins that could not recover (a gap, an epoch change, or no history on the server).
+    pub not_recovered: u64,
 }
 
 /// Connections established at a moment of the connect phase.
@@ -237,7 +251,7 @@ impl Report {
     pub fn build(i: Inputs) -> Report {
         let c = &i.counts;
         let expected = match i.scenario {
-            Scenario::Broadcast => c.sent * i.receivers,
+            Scenario::Broadcast | Scenario::Reconnect => c.sent * i.receivers,
             Scenario::Unicast | Scenario::Echo => c.sent,
             Scenario::Connect => 0,
         };
@@ -298,6 +312,11 @@ impl Report {
             config: i.config,
             failures: Vec::new(),
             passed: true,
+            reconnects: (i.scenario == Scenario::Reconnect).then_some(Reconnects {
+                reconnects: c.reconnects,
+                recovered: c.recovered,
+                not_recovered: c.not_recovered,
+            }),
             command_line: i.command_line,
             timeline: i.timeline,
             ramp: i.ramp,
@@ -357,6 +376,13 @@ impl Report {
                 "  messages      {} sent · {} of {} delivered · lost {} · duplicated {} · out of order {}",
                 self.sent, self.delivered, self.expected, self.lost, self.duplicated, self.out_of_order
             );
+            if let Some(r) = &self.reconnects {
+                let _ = writeln!(
+                    s,
+                    "  reconnects    {} · recovered {} · not recovered {}",
+                    r.reconnects, r.recovered, r.not_recovered
+                );
+            }
             let _ = writeln!(
                 s,
                 "  throughput    {:.0} deliveries/s ({:.0} sent/s)",

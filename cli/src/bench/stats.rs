@@ -108,6 +108,15 @@ pub struct Counts {
     /// Of those frames, how many came compressed.
     #[serde(default)]
     pub compressed: u64,
+    /// Reconnects of `--scenario reconnect` subscribers.
+    #[serde(default)]
+    pub reconnects: u64,
+    /// Of those, the rejoins that recovered every missed message.
+    #[serde(default)]
+    pub recovered: u64,
+    /// Of those, the rejoins that could not (a gap, or no history).
+    #[serde(default)]
+    pub not_recovered: u64,
     /// Live view only: median latency over the last second (µs).
     #[serde(default)]
     pub recent_p50_us: u64,
@@ -132,6 +141,9 @@ impl Counts {
         self.dropped += o.dropped;
         self.wire_bytes += o.wire_bytes;
         self.compressed += o.compressed;
+        self.reconnects += o.reconnects;
+        self.recovered += o.recovered;
+        self.not_recovered += o.not_recovered;
         // Percentiles do not add up: show the worst thread's.
         self.recent_p50_us = self.recent_p50_us.max(o.recent_p50_us);
         self.recent_p99_us = self.recent_p99_us.max(o.recent_p99_us);

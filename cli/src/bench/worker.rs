@@ -127,8 +127,8 @@ pub fn cpu_of(pid: &str) -> Option<Duration> {
 }
 
 /// Per-thread state, shared by the thread's tasks through `Rc<RefCell<…>>` (one thread: no lock).
-struct ThreadStats {
-    counts: Counts,
+pub(super) struct ThreadStats {
+    pub(super) counts: Counts,
     flushed: Counts,
     latency: Histogram<u64>,
     rtt: Histogram<u64>,
@@ -142,7 +142,7 @@ struct ThreadStats {
 }
 
 impl ThreadStats {
-    fn error(&mut self, e: String) {
+    pub(super) fn error(&mut self, e: String) {
         let n = self.errors.len();
         match self.errors.get_mut(&e) {
             Some(c) => *c += 1,
@@ -155,7 +155,13 @@ impl ThreadStats {
 
     /// Accounts one received bench message: duplicate, out of order, or a new delivery (whose
     /// latency counts when it was sent in the measured window).
-    fn delivery(&mut self, track: &mut SeqTrack, h: Header, now_ns: u64, wire: (usize, bool)) {
+    pub(super) fn delivery(
+        &mut self,
+        track: &mut SeqTrack,
+        h: Header,
+        now_ns: u64,
+        wire: (usize, bool),
+    ) {
         self.last_receipt = Instant::now();
         self.counts.received += 1;
         self.counts.wire_bytes += wire.0 as u64;
@@ -202,14 +208,14 @@ impl ThreadStats {
     }
 }
 
-type Shared = Rc<RefCell<ThreadStats>>;
+pub(super) type Shared = Rc<RefCell<ThreadStats>>;
 /// A bench client: the client side of wsp's own frame layer (the same code as the server's,
 /// with permessage-deflate when `--compression`).
-type Ws = WebSocket<tokio::net::TcpStream>;
+pub(super) type Ws = WebSocket<tokio::net::TcpStream>;
 
 /// The phase signal every task watches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
+pub(super) enum Phase {
     Connecting,
     /// Publishing starts at this time (ns since the epoch).
     Go(u64),
@@ -313,11 +319,11 @@ fn thread_main(
 
 /// One client to open: its global index, role and URL.
 #[derive(Clone)]
-struct Slot {
-    index: usize,
-    publisher: Option<usize>,
-    id: String,
-    url: String,
+pub(super) struct Slot {
+    pub(super) index: usize,
+    pub(super) publisher: Option<usize>,
+    pub(super) id: String,
+    pub(super) url: String,
 }
 
 async fn thread_run(
@@ -454,7 +460,7 @@ async fn thread_run(
     })
 }
 
-fn client_url(plan: &Plan, index: usize, id: &str, receiver: bool) -> String {
+pub(super) fn client_url(plan: &Plan, index: usize, id: &str, receiver: bool) -> String {
     let base = &plan.urls[index % plan.urls.len()];
     if plan.protocol == Protocol::Shootout {
         return base.clone();
@@ -475,7 +481,7 @@ fn source_for(plan: &Plan, index: usize, target: &SocketAddr) -> Option<IpAddr> 
         .then(|| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + (index % 250) as u8)))
 }
 
-async fn open(plan: &Plan, slot: &Slot) -> anyhow::Result<Ws> {
+pub(super) async fn open(plan: &Plan, slot: &Slot) -> anyhow::Result<Ws> {
     let url = url::Url::parse(&slot.url).with_context(|| format!("bad URL {}", slot.url))?;
     let host = url.host_str().context("URL has no host")?;
     let port = url.port_or_known_default().context("URL has no port")?;
@@ -504,7 +510,7 @@ async fn open(plan: &Plan, slot: &Slot) -> anyhow::Result<Ws> {
 }
 
 /// A short, stable description of a connect error, with what to do.
-fn describe(e: &anyhow::Error) -> String {
+pub(super) fn describe(e: &anyhow::Error) -> String {
     if let Some(io) = e.chain().find_map(|c| c.downcast_ref::<std::io::Error>()) {
         return match io.raw_os_error() {
             Some(24) => "open-file limit reached (EMFILE): raise `ulimit -n` or split the load with --workers".into(),
@@ -555,6 +561,9 @@ async fn client_task(
         // Hold the connection until the run ends.
         let _ = phase.wait_for(|p| *p == Phase::Stop).await;
         return;
+    }
+    if plan.scenario == Scenario::Reconnect && slot.publisher.is_none() {
+        return super::reconnect::subscriber(plan, codec, stats, phase, slot, ws).await;
     }
     let (mut sink, mut stream) = ws.split();
     let sender = match plan.scenario {
@@ -637,7 +646,6 @@ async fn client_task(
             _ => plan.total_publishers.max(1),
         };
         let phase_ns = interval * (me as f64 % senders as f64) / senders as f64;
-        stats.borrow_mut().timeline.start_ns = start_ns;
         let end_ns = start_ns + plan.duration_ms * 1_000_000;
         let measured_from = start_ns + plan.warmup_ms * 1_000_000;
         let mut seq: u64 = 0;
@@ -673,7 +681,7 @@ async fn client_task(
                     measured: intended >= measured_from,
                 };
                 let msg = match plan.scenario {
-                    Scenario::Broadcast => codec.broadcast(h),
+                    Scenario::Broadcast | Scenario::Reconnect => codec.broadcast(h),
                     Scenario::Unicast => {
                         let target =
                             (seq as usize * 7919 + me as usize) % plan.total_clients.max(1);

@@ -134,6 +134,8 @@ pub struct App {
     pub notice: String,
     /// Help overlay.
     pub show_help: bool,
+    /// What the last reconnect's rejoins answered, per channel (`--reconnect`).
+    pub recovery: Vec<super::recover::Outcome>,
     /// Decoder for the detail pane.
     pub decoder: Decoder,
     next_id: u64,
@@ -164,6 +166,7 @@ impl App {
             channel_sel: 0,
             pool: PoolView::default(),
             notice: String::new(),
+            recovery: Vec::new(),
             show_help: false,
             decoder,
             next_id: 0,
@@ -220,6 +223,7 @@ impl App {
             Event::Connecting(n) => self.conn = Conn::Connecting(n),
             Event::Connected(p) => {
                 self.conn = Conn::Connected;
+                self.recovery.clear();
                 self.subprotocol = p.subprotocol;
                 self.compression = p.compression;
                 self.notice.clear();
@@ -230,6 +234,7 @@ impl App {
                 self.notice = why;
             }
             Event::Ended => self.conn = Conn::Ended,
+            Event::Recovery(o) => self.recovery.push(o),
             Event::Frame(r) => return self.on_frame(r),
         }
         Action::None

@@ -10,6 +10,7 @@ mod compose;
 mod decode;
 mod model;
 mod pipe;
+mod recover;
 mod replay;
 mod session;
 mod tls;

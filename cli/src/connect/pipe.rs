@@ -74,6 +74,9 @@ pub async fn run(
                         }
                     }
                 }
+                Some(Event::Recovery(o)) => {
+                    eprintln!("wsp connect: {}", super::recover::summary(&[o]));
+                }
                 Some(Event::Ended) | None => return Ok(status),
                 Some(_) => {}
             },

@@ -1,6 +1,7 @@
 //! The connection behind the inspector: connects (headers, subprotocol, origin), reads and
 //! writes frames, pings to measure the round trip, records every frame, and with `--reconnect`
-//! comes back with exponential backoff. It talks to the UI through two bounded channels.
+//! comes back with exponential backoff and rejoins its channels recovering what it missed
+//! (`recover.rs`). It talks to the UI through two bounded channels.
 
 use std::io::Write as _;
 use std::time::{Duration, Instant};
@@ -21,6 +22,7 @@ use wsp_server::ws::{handshake, Incoming, WebSocket, WsConfig, WsError};
 use super::compose::Outgoing;
 use super::decode::Decoder;
 use super::model::{Dir, FrameRecord, Kind};
+use super::recover::{Outcome, Tracker};
 
 /// How to connect.
 #[derive(Debug, Clone)]
@@ -56,6 +58,8 @@ pub enum Event {
     PingRtt(Duration),
     /// The connection ended; why; whether a reconnect follows (and after how long).
     Disconnected(String, Option<Duration>),
+    /// After a reconnect, the server answered the rejoin of one channel.
+    Recovery(Outcome),
     /// The session is over.
     Ended,
 }
@@ -236,14 +240,32 @@ async fn run(
 ) {
     let mut attempt = 0u32;
     let started = Instant::now();
+    let mut tracker = Tracker::default();
+    let mut reconnecting = false;
     loop {
         attempt += 1;
         let _ = ev.send(Event::Connecting(attempt)).await;
-        let why = match connect(&t).await {
+        // A reconnect rejoins its channels itself (with `since`), not through the URL.
+        let target = if reconnecting {
+            Target {
+                url: tracker.reconnect_url(&t.url),
+                ..t.clone()
+            }
+        } else {
+            t.clone()
+        };
+        let why = match connect(&target).await {
             Ok((ws, accepted)) => {
                 attempt = 0;
                 let _ = ev.send(Event::Connected(accepted)).await;
-                match pump(ws, &t, &mut recorder, &mut out_rx, &ev, started).await {
+                let io = Pumping {
+                    recorder: &mut recorder,
+                    out_rx: &mut out_rx,
+                    ev: &ev,
+                    tracker: &mut tracker,
+                    rejoin: reconnecting,
+                };
+                match pump(ws, &t, io, started).await {
                     Pump::UserClosed(why) => {
                         let _ = ev.send(Event::Disconnected(why, None)).await;
                         break;
@@ -258,6 +280,7 @@ async fn run(
             let _ = ev.send(Event::Disconnected(why, None)).await;
             break;
         }
+        reconnecting = true;
         // 0.5 s, 1 s, 2 s … capped at 30 s.
         let backoff = Duration::from_millis(500)
             .saturating_mul(1 << attempt.min(6))
@@ -277,14 +300,24 @@ enum Pump {
     UiGone,
 }
 
-async fn pump(
-    ws: Ws,
-    t: &Target,
-    recorder: &mut Option<Recorder>,
-    out_rx: &mut mpsc::Receiver<Outgoing>,
-    ev: &mpsc::Sender<Event>,
-    started: Instant,
-) -> Pump {
+/// What one connection's pump works with.
+struct Pumping<'a> {
+    recorder: &'a mut Option<Recorder>,
+    out_rx: &'a mut mpsc::Receiver<Outgoing>,
+    ev: &'a mpsc::Sender<Event>,
+    tracker: &'a mut Tracker,
+    /// A reconnect: rejoin the channels first.
+    rejoin: bool,
+}
+
+async fn pump(ws: Ws, t: &Target, io: Pumping<'_>, started: Instant) -> Pump {
+    let Pumping {
+        recorder,
+        out_rx,
+        ev,
+        tracker,
+        rejoin,
+    } = io;
     let (mut sink, mut stream) = ws.split();
     let mut ping = tokio::time::interval(if t.ping_every.is_zero() {
         Duration::from_secs(3600 * 24)
@@ -299,6 +332,18 @@ async fn pump(
         }
         r
     };
+    if rejoin {
+        for join in tracker.rejoin() {
+            let m = Message::text(join);
+            let rec = record_of(Dir::Out, &m);
+            if let Err(e) = sink.send(m).await {
+                return Pump::Lost(format!("rejoining failed: {e}"));
+            }
+            if let Some(r) = rec {
+                let _ = ev.send(Event::Frame(emit(r, recorder))).await;
+            }
+        }
+    }
     loop {
         tokio::select! {
             m = stream.next() => {
@@ -312,6 +357,11 @@ async fn pump(
                         let sent = u64::from_be_bytes(p[..8].try_into().expect("8 bytes"));
                         let now = started.elapsed().as_micros() as u64;
                         let _ = ev.send(Event::PingRtt(Duration::from_micros(now.saturating_sub(sent)))).await;
+                    }
+                }
+                if t.reconnect {
+                    if let Some(o) = tracker.observe(&m) {
+                        let _ = ev.send(Event::Recovery(o)).await;
                     }
                 }
                 let close = if let Message::Close(c) = &m { Some(c.clone()) } else { None };

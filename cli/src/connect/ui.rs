@@ -86,6 +86,15 @@ fn draw_status(f: &mut Frame, area: Rect, app: &App) {
         )));
     }
     spans.push(Span::raw(format!("· pending {pending} ")));
+    if !app.recovery.is_empty() {
+        let gap = app.recovery.iter().any(|o| o.recovered == Some(false));
+        let text = format!("· {} ", super::recover::summary(&app.recovery));
+        spans.push(if gap {
+            Span::raw(text).fg(Color::Red)
+        } else {
+            Span::raw(text).fg(Color::Green)
+        });
+    }
     if timed_out > 0 {
         let mut labels: Vec<&str> = app
             .pending

@@ -173,7 +173,8 @@ fn decode_envelope(bytes: &Bytes) -> Result<(Header, Option<Delivery>), String> 
         }
         Body::Binary => Some(Delivery::Frame(Frame::binary(&payload))),
         Body::Json => {
-            let map = serde_json::from_slice(&payload).map_err(|e| format!("bad JSON push: {e}"))?;
+            let map =
+                serde_json::from_slice(&payload).map_err(|e| format!("bad JSON push: {e}"))?;
             Some(Delivery::Publication(Arc::new(Publication::Json(map))))
         }
         Body::SendMsg => {
@@ -235,12 +236,16 @@ mod tests {
             ..Default::default()
         })));
         let env = delivery("n1", Route::Channels(vec!["a".into()]), None, &p);
-        let mut wire = br#"H{"positions":[{"channel":"a","offset":7,"epoch":"e"}],"time":5}"#.to_vec();
+        let mut wire =
+            br#"H{"positions":[{"channel":"a","offset":7,"epoch":"e"}],"time":5}"#.to_vec();
         wire.push(b'\n');
         wire.extend_from_slice(&env);
         let d = decode(&Bytes::from(wire)).unwrap();
         let stamp = d.stamp.clone().unwrap();
-        assert_eq!((stamp.positions[0].offset, stamp.time, stamp.index), (7, 5, None));
+        assert_eq!(
+            (stamp.positions[0].offset, stamp.time, stamp.index),
+            (7, 5, None)
+        );
         let frame = d.publication().unwrap().frame(&stamp.positions);
         assert_eq!(SendMsg::decode(frame.payload()).unwrap().server_id, "e:7");
     }

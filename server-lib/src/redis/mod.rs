@@ -460,11 +460,9 @@ impl RedisCluster {
                     continue;
                 }
             };
-            if let (Some(stamp), Route::Channels(chs), Some(p)) = (
-                &decoded.stamp,
-                &decoded.header.route,
-                decoded.publication(),
-            ) {
+            if let (Some(stamp), Route::Channels(chs), Some(p)) =
+                (&decoded.stamp, &decoded.header.route, decoded.publication())
+            {
                 // A positioned channel message: every node, the sender too, delivers it here.
                 hub.deliver_positioned(chs, stamp.index, &stamp.positions, stamp.time, &p);
                 continue;
@@ -524,7 +522,12 @@ impl RedisCluster {
             (limits.size as i64).into(),
             (limits.ttl.as_millis() as i64).into(),
             (HISTORY_META_TTL.as_millis() as i64).into(),
-            if self.cfg.sharded { "SPUBLISH" } else { "PUBLISH" }.into(),
+            if self.cfg.sharded {
+                "SPUBLISH"
+            } else {
+                "PUBLISH"
+            }
+            .into(),
             self.channel_topic_prefix().into(),
             Value::Bytes(env),
         ];
@@ -909,7 +912,9 @@ impl Cluster for RedisCluster {
                 let entries = f
                     .entries
                     .into_iter()
-                    .map(|(offset, time_ms, frame)| crate::history::Entry::new(offset, time_ms, frame))
+                    .map(|(offset, time_ms, frame)| {
+                        crate::history::Entry::new(offset, time_ms, frame)
+                    })
                     .collect();
                 (f.epoch, f.top, entries)
             })))
