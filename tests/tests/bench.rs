@@ -389,3 +389,38 @@ fn compare_shows_the_change_and_fails_on_a_regression() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("nonexistent"));
 }
+
+/// Issue 11: with history the reconnecting subscribers lose nothing; without, the loss shows.
+#[test]
+fn the_reconnect_scenario_loses_nothing_with_history_and_shows_the_loss_without() {
+    let args = [
+        "--scenario",
+        "reconnect",
+        "-c",
+        "40",
+        "-r",
+        "50",
+        "-d",
+        "4s",
+        "--warmup",
+        "500ms",
+        "--reconnect-every",
+        "700ms",
+    ];
+    let mut with = args.to_vec();
+    with.push("--serve-arg=--history-size=500");
+    let (out, r) = bench(&with, &tmp("reconnect-on.json"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!((r["lost"].as_u64(), r["duplicated"].as_u64()), (Some(0), Some(0)), "{r}");
+    assert_eq!(r["delivered"], r["expected"]);
+    let rc = &r["reconnects"];
+    assert!(rc["reconnects"].as_u64().unwrap() >= 80, "{rc}");
+    assert_eq!(rc["recovered"], rc["reconnects"], "{rc}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("reconnects"));
+
+    let (out, r) = bench(&args, &tmp("reconnect-off.json"));
+    assert_eq!(out.status.code(), Some(1), "loss fails the run");
+    assert!(r["lost"].as_u64().unwrap() > 0, "{r}");
+    assert_eq!(r["reconnects"]["recovered"], 0);
+    assert_eq!(r["reconnects"]["not_recovered"], r["reconnects"]["reconnects"]);
+}
