@@ -410,8 +410,16 @@ fn the_reconnect_scenario_loses_nothing_with_history_and_shows_the_loss_without(
     let mut with = args.to_vec();
     with.push("--serve-arg=--history-size=500");
     let (out, r) = bench(&with, &tmp("reconnect-on.json"));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!((r["lost"].as_u64(), r["duplicated"].as_u64()), (Some(0), Some(0)), "{r}");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        (r["lost"].as_u64(), r["duplicated"].as_u64()),
+        (Some(0), Some(0)),
+        "{r}"
+    );
     assert_eq!(r["delivered"], r["expected"]);
     let rc = &r["reconnects"];
     assert!(rc["reconnects"].as_u64().unwrap() >= 80, "{rc}");
@@ -422,5 +430,8 @@ fn the_reconnect_scenario_loses_nothing_with_history_and_shows_the_loss_without(
     assert_eq!(out.status.code(), Some(1), "loss fails the run");
     assert!(r["lost"].as_u64().unwrap() > 0, "{r}");
     assert_eq!(r["reconnects"]["recovered"], 0);
-    assert_eq!(r["reconnects"]["not_recovered"], r["reconnects"]["reconnects"]);
+    assert_eq!(
+        r["reconnects"]["not_recovered"],
+        r["reconnects"]["reconnects"]
+    );
 }

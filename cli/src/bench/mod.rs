@@ -89,6 +89,10 @@ pub struct BenchArgs {
     /// JSON records that compress like real traffic).
     #[arg(long, value_enum, default_value = "filler")]
     payload_kind: wire::PayloadKind,
+    /// A JWT every client presents (`?token=`), for a server with `--auth-jwt-secret`/
+    /// `--auth-jwt-public-key`; its `channels` must allow the bench channel (`bench`).
+    #[arg(long, env = "WSP_BENCH_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Clients offer permessage-deflate; the embedded server is started with `--compression`.
     #[arg(long)]
     compression: bool,
@@ -181,14 +185,25 @@ pub fn main(args: BenchArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    let urls = match &embedded {
+    let mut urls = match &embedded {
         Some(s) => vec![s.url.clone()],
         None => args.url.clone(),
     };
+    if let Some(token) = &args.token {
+        for u in &mut urls {
+            let sep = if u.contains('?') { '&' } else { '?' };
+            u.push_str(&format!("{sep}token={}", urlencode(token)));
+        }
+    }
 
     let plans = split(&args, &urls, duration);
+    // What is shown and reported: the URLs without the token.
+    let shown: Vec<String> = match &embedded {
+        Some(s) => vec![s.url.clone()],
+        None => args.url.clone(),
+    };
     let lives: Vec<Arc<Live>> = plans.iter().map(|_| Arc::new(Live::default())).collect();
-    let mut view = progress::View::new(!args.no_tui, &args, &urls, duration);
+    let mut view = progress::View::new(!args.no_tui, &args, &shown, duration);
     let server_pid = embedded.as_ref().map(|s| s.pid).or(args.server_pid);
     let outcome = target::run_workers(&plans, &lives, server_pid, &mut view);
     view.finish();
@@ -225,7 +240,7 @@ pub fn main(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let mut report = Report::build(report::Inputs {
         scenario: args.scenario,
         target: report::Target {
-            urls: urls.clone(),
+            urls: shown.clone(),
             embedded: embedded.is_some(),
             protocol: args.protocol,
         },
@@ -283,20 +298,44 @@ pub fn main(args: BenchArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// The command line as typed (arguments quoted when they need it).
+/// Percent-encodes a query value.
+fn urlencode(v: &str) -> String {
+    url::form_urlencoded::byte_serialize(v.as_bytes()).collect()
+}
+
+/// The command line as typed (arguments quoted when they need it), with secrets (the token,
+/// a JWT secret or API key passed to the embedded server) masked.
 fn command_line() -> String {
-    std::env::args()
-        .map(|a| {
-            if a.is_empty()
-                || a.contains(|c: char| c.is_whitespace() || "'\"$`\\|&;<>()*?".contains(c))
-            {
-                format!("'{}'", a.replace('\'', "'\\''"))
-            } else {
-                a
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    shell_words(std::env::args())
+}
+
+fn shell_words(args: impl Iterator<Item = String>) -> String {
+    const SECRET: [&str; 3] = ["--token", "--auth-jwt-secret", "--api-key"];
+    let mut mask_next = false;
+    args.map(|a| {
+        if std::mem::take(&mut mask_next) {
+            return "…".to_string();
+        }
+        if SECRET.contains(&a.as_str()) {
+            mask_next = true;
+            return a;
+        }
+        let a = match SECRET
+            .iter()
+            .find_map(|s| a.find(&format!("{s}=")).map(|i| i + s.len() + 1))
+        {
+            Some(at) => format!("{}…", &a[..at]),
+            None => a,
+        };
+        if a.is_empty() || a.contains(|c: char| c.is_whitespace() || "'\"$`\\|&;<>()*?".contains(c))
+        {
+            format!("'{}'", a.replace('\'', "'\\''"))
+        } else {
+            a
+        }
+    })
+    .collect::<Vec<_>>()
+    .join(" ")
 }
 
 fn validate(args: &BenchArgs, duration: Duration) -> anyhow::Result<()> {
@@ -425,4 +464,23 @@ fn split(args: &BenchArgs, urls: &[String], duration: Duration) -> Vec<Plan> {
 /// `wsp bench-worker`: runs one plan read from stdin (used by `--workers`).
 pub fn worker_main() -> anyhow::Result<ExitCode> {
     target::child_main()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_quoted_and_secrets_are_masked() {
+        let words = [
+            "wsp",
+            "bench",
+            "--token",
+            "eyJ.secret",
+            "--serve-arg=--auth-jwt-secret=abc",
+            "p99<5ms",
+        ];
+        assert_eq!(
+            super::shell_words(words.iter().map(|s| s.to_string())),
+            "wsp bench --token … --serve-arg=--auth-jwt-secret=… 'p99<5ms'"
+        );
+    }
 }
