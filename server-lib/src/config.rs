@@ -144,7 +144,8 @@ pub struct ServerConfig {
     /// Oldest message kept in a channel's history. Default: 5 minutes.
     pub history_ttl: Duration,
     /// Most channels with a history at once; past it, the one published to least recently
-    /// loses its history (its next message starts a new epoch). Default: 100,000.
+    /// loses its history (its next message starts a new epoch). Default: 10,000. The memory
+    /// the history can hold is at most `history_max_channels × history_size` messages.
     pub history_max_channels: usize,
 }
 
@@ -181,7 +182,7 @@ impl Default for ServerConfig {
             demo: false,
             history_size: 0,
             history_ttl: Duration::from_secs(300),
-            history_max_channels: 100_000,
+            history_max_channels: 10_000,
         }
     }
 }

@@ -237,6 +237,13 @@ impl Serve {
         Serve { child, url, addr }
     }
 
+    /// A cluster node on `redis` with id `id` (liveness TTL 1 s), plus `extra` flags.
+    pub fn node(redis: &Redis, id: &str, extra: &[&str]) -> Serve {
+        let mut args = vec!["--redis", &redis.url, "--server-id", id, "--node-ttl", "1s"];
+        args.extend_from_slice(extra);
+        Serve::start(&args)
+    }
+
     /// The `/ws` URL with a query string.
     pub fn ws(&self, query: &str) -> String {
         if query.is_empty() {

@@ -359,18 +359,7 @@ async fn wsp_api_prints_the_reply_and_exits_with_its_status() {
 #[tokio::test]
 async fn every_call_answers_for_the_whole_cluster() {
     let redis = Redis::start();
-    let node = |id: &str| {
-        Serve::start(&[
-            "--redis",
-            &redis.url,
-            "--server-id",
-            id,
-            "--node-ttl",
-            "1s",
-            "--api-key",
-            KEY,
-        ])
-    };
+    let node = |id: &str| Serve::node(&redis, id, &["--api-key", KEY]);
     let (a, b) = (node("api-a"), node("api-b"));
     let mut b1 = Client::json(&b.ws("id=b1&uid=ub")).await;
     let _a1 = Client::json(&a.ws("id=a1&channel=room")).await;

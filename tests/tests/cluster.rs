@@ -8,16 +8,7 @@ use wsp_tests::{Client, Redis, RedisClusterProcs, Serve};
 /// A cluster node. These tests drive the whole Hub API across nodes from clients, acting on
 /// each other (GatewayWorker's model), so the nodes run with `--client-rights all`.
 fn node(redis: &Redis, id: &str) -> Serve {
-    Serve::start(&[
-        "--redis",
-        &redis.url,
-        "--server-id",
-        id,
-        "--node-ttl",
-        "1s",
-        "--client-rights",
-        "all",
-    ])
+    Serve::node(redis, id, &["--client-rights", "all"])
 }
 
 /// Asks `q` a command until its data equals `want`, for at most `limit`.

@@ -267,18 +267,7 @@ async fn protobuf_clients_recover_too() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_recovers_on_another_cluster_node() {
     let redis = Redis::start();
-    let node = |id: &str| {
-        Serve::start(&[
-            "--redis",
-            &redis.url,
-            "--server-id",
-            id,
-            "--node-ttl",
-            "1s",
-            "--history-size",
-            "500",
-        ])
-    };
+    let node = |id: &str| Serve::node(&redis, id, &["--history-size", "500"]);
     let (a, b) = (node("ha"), node("hb"));
     let mut sub = Client::json(&a.ws("")).await;
     let j = sub.ok("join", json!({"channel": "news"})).await;

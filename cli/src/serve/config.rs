@@ -138,7 +138,8 @@ pub struct ServeArgs {
     /// With --history-size: the oldest message kept, e.g. `5m`. Default 5m.
     #[arg(long, env = "WSP_HISTORY_TTL", value_parser = humantime::parse_duration)]
     history_ttl: Option<Duration>,
-    /// With --history-size: most channels with a history at once. Default 100000.
+    /// With --history-size: most channels with a history at once (the history holds at most
+    /// this many × --history-size messages). Default 10000.
     #[arg(long, env = "WSP_HISTORY_MAX_CHANNELS")]
     history_max_channels: Option<usize>,
 }
