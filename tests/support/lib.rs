@@ -48,12 +48,7 @@ pub struct Redis {
 impl Redis {
     /// Starts `redis-server` (from PATH; `scripts/setup` installs it) and waits until it answers.
     pub fn start() -> Redis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        Self::start_on(port)
+        Self::start_on(free_port())
     }
 
     /// Starts `redis-server` on `port`.
@@ -188,12 +183,22 @@ fn wait_for_port(port: u16, what: &str) {
     }
 }
 
+/// A free loopback port, never one handed out before in this test process: a test that stops
+/// a server and starts it again on its port must not find another test's server there.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// A `wsp serve` child process, killed when dropped.

@@ -299,18 +299,24 @@ impl RedisCluster {
         r.map_err(cluster_err)
     }
 
-    /// Subscribes to a channel's topic once this node has a member there.
-    async fn follow_channel(&self, channel: &str) {
+    /// Subscribes to a channel's topic once this node has a member there; `Err` when the
+    /// subscription could not be made (logged). With `confirm`, subscribes even when the topic
+    /// is listed (a no-op for Redis when it is current): a recovery must not trust a listing
+    /// that a Redis restart may have made stale.
+    async fn follow_channel(&self, channel: &str, confirm: bool) -> crate::Result<()> {
         let topic = self.channel_topic(channel);
         let mut topics = self.topics.lock().await;
-        if !topics.contains(&topic) {
-            match self.subscribe(&topic).await {
-                Ok(()) => {
-                    topics.insert(topic);
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, channel, "could not subscribe to the channel's topic")
-                }
+        if topics.contains(&topic) && !confirm {
+            return Ok(());
+        }
+        match self.subscribe(&topic).await {
+            Ok(()) => {
+                topics.insert(topic);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, channel, "could not subscribe to the channel's topic");
+                Err(e)
             }
         }
     }
@@ -398,11 +404,21 @@ impl RedisCluster {
             tracing::warn!(error = %e, "rebuild: cannot register the node");
             return;
         }
+        // Subscriptions may not have survived (a restarted Redis knows none): subscribe again
+        // to every topic this node follows (subscribing twice is harmless; a topic left during
+        // the outage may still be listed, and is dropped when its channel's members leave).
+        let mut again: Vec<String> = vec![self.node_topic(&self.node), self.all_topic()];
+        again.extend(self.topics.lock().await.iter().cloned());
+        for topic in again {
+            if let Err(e) = self.subscribe(&topic).await {
+                tracing::warn!(error = %e, %topic, "rebuild: cannot subscribe");
+            }
+        }
         let entries = hub.registry().entries();
         let n = entries.len();
         let channels: HashSet<&String> = entries.iter().flat_map(|e| e.2.iter()).collect();
         for ch in channels {
-            self.follow_channel(ch).await;
+            let _ = self.follow_channel(ch, false).await;
         }
         for (id, uid, channels, info) in entries {
             let mut ok = self.op::<u64>(&["claim", &id, &self.node]).await.is_ok();
@@ -686,7 +702,7 @@ impl RedisCluster {
                 Ok(())
             }
             PresenceEvent::Joined { client_id, channel } => {
-                self.follow_channel(&channel).await;
+                let _ = self.follow_channel(&channel, false).await;
                 self.op::<u64>(&["join", &client_id, &channel])
                     .await
                     .map(drop)
@@ -876,8 +892,9 @@ impl Cluster for RedisCluster {
             let Some(limits) = self.limits() else {
                 return Ok(None);
             };
-            // Follow first: what is published after the read arrives over pub/sub.
-            self.follow_channel(&channel).await;
+            // Follow first: what is published after the read arrives over pub/sub. Without
+            // the subscription a recovery could not be whole: fail the join instead.
+            self.follow_channel(&channel, true).await?;
             let args: Vec<Value> = vec![
                 "read".into(),
                 channel.as_str().into(),
