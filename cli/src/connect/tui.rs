@@ -253,4 +253,28 @@ mod tests {
         t.draw(|f| crate::connect::ui::draw(f, &app)).unwrap();
         assert!(screen(&t).contains("/join CH · /leave CH"));
     }
+
+    /// Issue 11: after a reconnect the status line says what each rejoin recovered.
+    #[test]
+    fn the_status_line_shows_recovered_and_gaps() {
+        use crate::connect::recover::Outcome;
+        let mut t = Terminal::new(TestBackend::new(160, 20)).unwrap();
+        let mut app = App::new("ws://x/ws".into(), Decoder::default());
+        app.on_event(Event::Connected(Default::default()));
+        for (channel, recovered, missed) in [("news", Some(true), 3), ("sport", Some(false), 0)] {
+            app.on_event(Event::Recovery(Outcome {
+                channel: channel.into(),
+                recovered,
+                missed,
+            }));
+        }
+        t.draw(|f| crate::connect::ui::draw(f, &app)).unwrap();
+        let s = screen(&t);
+        assert!(s.contains("recovered news (+3)"), "{s}");
+        assert!(s.contains("GAP in sport"), "{s}");
+        // A new connection starts a new account.
+        app.on_event(Event::Connected(Default::default()));
+        t.draw(|f| crate::connect::ui::draw(f, &app)).unwrap();
+        assert!(!screen(&t).contains("recovered news"));
+    }
 }
