@@ -107,7 +107,7 @@ async fn execute(
             let ch = str_arg(data, "channel")?;
             let id = target()?;
             let since = since_arg(data)?;
-            if cmd == "join" {
+            if cmd == "join" && hub.history().is_some() {
                 if let Some(client) = hub.registry().handle(&id) {
                     let to = command.reply_to();
                     let server_id = hub.config().server_id.clone();
@@ -188,6 +188,12 @@ async fn execute(
         }
         "history" => {
             let ch = str_arg(data, "channel")?;
+            if hub.history().is_none() {
+                return Err(Reply::error(
+                    status::BAD_REQUEST,
+                    "channel history is off: start wsp serve with --history-size N",
+                ));
+            }
             let size = hub.config().history_size;
             let limit = match data.get("limit") {
                 None | Some(Value::Null) => size,
@@ -198,7 +204,6 @@ async fn execute(
                     .ok_or_else(|| missing("limit", "a positive number of messages"))?,
             };
             match hub.history_last(ch, limit).await {
-                Err(crate::Error::Config(msg)) => Err(Reply::error(status::BAD_REQUEST, msg)),
                 Err(e) => Err(cluster(e)),
                 Ok(None) => Ok(Reply::ok(json!({
                     "channel": ch, "epoch": null, "offset": 0, "publications": [],
