@@ -228,6 +228,14 @@ impl RedisCluster {
         r
     }
 
+    /// Counts a publish: published when it went out, a Redis error when it did not.
+    fn published<T>(&self, r: crate::Result<T>) -> crate::Result<T> {
+        if r.is_ok() {
+            self.count(|m| m.cluster_published());
+        }
+        self.failed(r)
+    }
+
     fn key(&self, rest: &str) -> String {
         format!("{}:{rest}", self.k)
     }
@@ -275,8 +283,7 @@ impl RedisCluster {
         } else {
             self.client.publish::<(), _, _>(topic, msg).await
         };
-        self.count(|m| m.cluster_published());
-        self.failed(r.map_err(cluster_err))
+        self.published(r.map_err(cluster_err))
     }
 
     async fn subscribe(&self, topic: &str) -> crate::Result<()> {
@@ -554,8 +561,7 @@ impl RedisCluster {
             .await
             .map(drop)
             .map_err(cluster_err);
-        self.count(|m| m.cluster_published());
-        self.failed(r)
+        self.published(r)
     }
 
     /// Runs a history read (`read` or `last`) and decodes the kept messages of `channel`.
