@@ -7,7 +7,10 @@
 //!   `*` for any (optional; none means no channel);
 //! - `admin`: `true` lets the client act on other clients (optional);
 //! - `exp`: expiry, seconds since the Unix epoch (required). At expiry the connection is closed
-//!   with 4401 unless it sent a fresh token with the `refresh` command first.
+//!   with 4401 (within a second) unless it sent a fresh token with the `refresh` command first.
+//! - `nbf`: not before (optional): a token used earlier is refused.
+//! - `iss`, `aud`: checked when the server names an issuer ([`Auth::with_issuer`]) or an
+//!   audience ([`Auth::with_audience`]); ignored otherwise.
 
 use std::sync::Arc;
 
@@ -27,6 +30,9 @@ pub enum AuthError {
     /// The token has expired.
     #[error("the token has expired")]
     Expired,
+    /// The token's `nbf` is still in the future.
+    #[error("the token is not valid yet (its `nbf` is in the future)")]
+    NotYetValid,
     /// The token is malformed, signed with another key or algorithm, or lacks a claim.
     #[error("invalid token: {0}")]
     Invalid(String),
@@ -72,6 +78,9 @@ impl Auth {
         let mut validation = Validation::new(algorithms[0]);
         validation.algorithms = algorithms;
         validation.leeway = 0;
+        validation.validate_nbf = true;
+        // Without a configured audience, a token's `aud` is not the server's business.
+        validation.validate_aud = false;
         validation.set_required_spec_claims(&["exp", "sub"]);
         Self {
             key: Arc::new(key),
@@ -79,11 +88,37 @@ impl Auth {
         }
     }
 
+    /// Accepts only tokens whose `iss` is `issuer` (the claim becomes required).
+    pub fn with_issuer(mut self, issuer: &str) -> Self {
+        let v = Arc::make_mut(&mut self.validation);
+        v.set_issuer(&[issuer]);
+        let mut required: Vec<&str> = vec!["exp", "sub", "iss"];
+        if v.aud.is_some() {
+            required.push("aud");
+        }
+        v.set_required_spec_claims(&required);
+        self
+    }
+
+    /// Accepts only tokens whose `aud` names `audience` (the claim becomes required).
+    pub fn with_audience(mut self, audience: &str) -> Self {
+        let v = Arc::make_mut(&mut self.validation);
+        v.set_audience(&[audience]);
+        v.validate_aud = true;
+        let mut required: Vec<&str> = vec!["exp", "sub", "aud"];
+        if v.iss.is_some() {
+            required.push("iss");
+        }
+        v.set_required_spec_claims(&required);
+        self
+    }
+
     /// Checks a token's signature, algorithm and expiry, and reads its grant.
     pub fn verify(&self, token: &str) -> Result<Grant, AuthError> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(
             |e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+                jsonwebtoken::errors::ErrorKind::ImmatureSignature => AuthError::NotYetValid,
                 _ => AuthError::Invalid(e.to_string()),
             },
         )?;
@@ -257,6 +292,46 @@ mod tests {
             base64_url(&json!({"sub": "u1", "exp": now() + 60}).to_string())
         );
         assert!(matches!(auth.verify(&none), Err(AuthError::Invalid(_))));
+    }
+
+    #[test]
+    fn nbf_iss_and_aud_are_checked() {
+        let auth = Auth::hs256(b"secret");
+        assert_eq!(
+            auth.verify(&token(
+                json!({"sub": "u1", "exp": now() + 60, "nbf": now() + 30})
+            )),
+            Err(AuthError::NotYetValid)
+        );
+        // An `aud` the server does not ask about is ignored.
+        assert!(auth
+            .verify(&token(
+                json!({"sub": "u1", "exp": now() + 60, "aud": "other", "nbf": now() - 1})
+            ))
+            .is_ok());
+        let strict = Auth::hs256(b"secret")
+            .with_issuer("idp")
+            .with_audience("wsp");
+        let good = json!({"sub": "u1", "exp": now() + 60, "iss": "idp", "aud": "wsp"});
+        assert!(strict.verify(&token(good.clone())).is_ok());
+        for (k, v) in [
+            ("iss", json!("evil")),
+            ("aud", json!("other")),
+            ("iss", json!(null)),
+        ] {
+            let mut bad = good.clone();
+            bad[k] = v;
+            if bad[k].is_null() {
+                bad.as_object_mut().unwrap().remove(k);
+            }
+            assert!(
+                matches!(
+                    strict.verify(&token(bad.clone())),
+                    Err(AuthError::Invalid(_))
+                ),
+                "{bad}"
+            );
+        }
     }
 
     fn base64_url(s: &str) -> String {

@@ -14,8 +14,20 @@
 use futures_util::future::BoxFuture;
 
 use crate::history::{Entry, Fetched};
-use crate::presence::{Answer, Delivery, PresenceEvent, Query, Route};
+use crate::presence::{Answer, Delivery, Info, PresenceEvent, Query, Route};
 use crate::Result;
+
+/// What a client of another node holds, as the cluster sees it: enough to refuse a change that
+/// would pass its limits before sending it to the client's node (which checks again).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Footprint {
+    /// Channels it is in.
+    pub channels: usize,
+    /// It is in the channel asked about.
+    pub member: bool,
+    /// Its info.
+    pub info: Info,
+}
 
 /// A distributed backend: many nodes acting as one pool.
 pub trait Cluster: Send + Sync + 'static {
@@ -31,6 +43,18 @@ pub trait Cluster: Send + Sync + 'static {
     fn query(&self, query: Query) -> BoxFuture<'_, Result<Answer>>;
     /// Reserves a client id cluster-wide; `false` when another node holds it.
     fn claim_id(&self, client_id: &str) -> BoxFuture<'_, Result<bool>>;
+
+    /// What a client of another node holds (`channel`: also whether it is in that one).
+    /// `None`: unknown (no such client, or the backend cannot tell); the change is then only
+    /// checked on the client's node.
+    fn footprint(
+        &self,
+        client_id: &str,
+        channel: Option<&str>,
+    ) -> BoxFuture<'_, Result<Option<Footprint>>> {
+        let _ = (client_id, channel);
+        Box::pin(async { Ok(None) })
+    }
 
     /// A short status for `/healthz`: the backend's name and whether it is reachable now.
     fn status(&self) -> (&'static str, bool);

@@ -91,7 +91,7 @@ async fn execute(
             .map(str::to_string)
             .ok_or_else(|| missing("client_id", "the client to act on"))
     };
-    let cluster = |e: crate::Error| Reply::error(status::INTERNAL, e.to_string());
+    let cluster = hub_error;
     let offline =
         |id: &str| Reply::error(status::NOT_FOUND, format!("client {id:?} is not online"));
     let done = |ok: bool, id: &str, value: Value| {
@@ -181,7 +181,7 @@ async fn execute(
             Ok(Reply::ok(json!({ "delivered": n })))
         }
         "send_to_channel" => {
-            let channels = channels_arg(data)?;
+            let channels = dedup(channels_arg(data)?);
             let p = outgoing(caller, command, Route::Channels(channels.clone()))?;
             let n = hub.publish(&channels, p).await.map_err(cluster)?;
             Ok(Reply::ok(json!({ "delivered": n })))
@@ -395,7 +395,7 @@ async fn route_or_unknown(
     let route = if !msg.to_client_id.is_empty() {
         Route::Client(msg.to_client_id.clone())
     } else if !msg.channel.is_empty() {
-        Route::Channels(msg.channel.clone())
+        Route::Channels(dedup(msg.channel.clone()))
     } else if has_message_hooks {
         return Ok(Reply::silent());
     } else {
@@ -419,7 +419,7 @@ async fn route_or_unknown(
     let n = hub
         .deliver(route.clone(), delivery)
         .await
-        .map_err(|e| Reply::error(status::INTERNAL, e.to_string()))?;
+        .map_err(hub_error)?;
     if let Route::Client(id) = &route {
         if n == 0 {
             return Err(Reply::error(
@@ -433,6 +433,27 @@ async fn route_or_unknown(
     } else {
         Ok(Reply::ok(json!({ "delivered": n })))
     }
+}
+
+/// The reply to a hub error: a limit is the caller's to fix (429, 413), anything else is ours
+/// (a cluster backend failing: 500).
+fn hub_error(e: crate::Error) -> Reply {
+    match e {
+        crate::Error::LimitReached(m) => Reply::error(status::TOO_MANY, m),
+        crate::Error::TooLarge(m) => Reply::error(status::TOO_LARGE, m),
+        crate::Error::NotOnline(id) => {
+            Reply::error(status::NOT_FOUND, format!("client {id:?} is not online"))
+        }
+        e => Reply::error(status::INTERNAL, e.to_string()),
+    }
+}
+
+/// Each channel once, in the order first named (a member in several gets a send once anyway;
+/// a name listed twice would be published twice).
+fn dedup(mut channels: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    channels.retain(|c| seen.insert(c.clone()));
+    channels
 }
 
 /// "Unknown command".

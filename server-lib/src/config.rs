@@ -128,6 +128,11 @@ pub struct ServerConfig {
     pub max_channels_per_client: usize,
     /// Largest info (sum of key and value bytes) a client may hold. Default: 4 KiB.
     pub max_info_bytes: usize,
+    /// Most channels one send may name (`send_to_channel`, an addressed SendMsg, the API);
+    /// more is refused with 413 before anything is delivered. A send costs one publish per
+    /// channel (a Redis command in cluster mode, a history entry with history on), so this
+    /// bounds what one frame can make the pool do. Default: 16.
+    pub max_channels_per_send: usize,
     /// The key of the server API (`POST /api`, `POST /api/batch`, with
     /// `Authorization: Bearer KEY`). `None`: the API is off. Default: none.
     pub api_key: Option<crate::api::ApiKey>,
@@ -147,6 +152,16 @@ pub struct ServerConfig {
     /// loses its history (its next message starts a new epoch). Default: 10,000. The memory
     /// the history can hold is at most `history_max_channels × history_size` messages.
     pub history_max_channels: usize,
+    /// Most bytes of messages the history keeps on this node, over all channels; past it the
+    /// channels published to least recently lose their history first (their next message
+    /// starts a new epoch). Default: 256 MiB. Must be at least `max_message_size`.
+    pub history_max_bytes: usize,
+    /// `Host` names accepted besides loopback ones when the server listens on a loopback
+    /// address (`localhost`, `127.x.y.z`, `[::1]`, with any port). A page on a foreign name
+    /// that resolves to 127.0.0.1 (DNS rebinding) is refused with 403 unless its name is
+    /// here; `*` accepts any name. A server on any other address does not check `Host`.
+    /// Default: empty.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -177,12 +192,15 @@ impl Default for ServerConfig {
             message_burst: 200,
             max_channels_per_client: 128,
             max_info_bytes: 4096,
+            max_channels_per_send: 16,
             api_key: None,
             metrics: true,
             demo: false,
             history_size: 0,
             history_ttl: Duration::from_secs(300),
             history_max_channels: 10_000,
+            history_max_bytes: 256 << 20,
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -245,6 +263,8 @@ impl ServerConfig {
         max_channels_per_client: usize,
         /// Sets [`Self::max_info_bytes`].
         max_info_bytes: usize,
+        /// Sets [`Self::max_channels_per_send`].
+        max_channels_per_send: usize,
         /// Sets [`Self::api_key`].
         api_key: Option<crate::api::ApiKey>,
         /// Sets [`Self::metrics`].
@@ -257,6 +277,10 @@ impl ServerConfig {
         history_ttl: Duration,
         /// Sets [`Self::history_max_channels`].
         history_max_channels: usize,
+        /// Sets [`Self::history_max_bytes`].
+        history_max_bytes: usize,
+        /// Sets [`Self::allowed_hosts`].
+        allowed_hosts: Vec<String>,
     }
 
     /// Checks that every value is in range; the error names the field and what to do.
@@ -289,6 +313,9 @@ impl ServerConfig {
         if self.max_channels_per_client == 0 {
             return bad("max_channels_per_client must be at least 1");
         }
+        if self.max_channels_per_send == 0 {
+            return bad("max_channels_per_send must be at least 1");
+        }
         if let Some(k) = &self.api_key {
             if k.as_str().len() < 16 {
                 return bad("api_key must be at least 16 characters (e.g. `openssl rand -hex 16`)");
@@ -300,6 +327,11 @@ impl ServerConfig {
             }
             if self.history_ttl.is_zero() || self.history_max_channels == 0 {
                 return bad("history_ttl and history_max_channels must be above zero");
+            }
+            if self.history_max_bytes < self.max_message_size {
+                return bad(
+                    "history_max_bytes must be at least max_message_size (one message must fit)",
+                );
             }
         }
         if self.server_id.is_empty() || self.server_id.contains(char::is_whitespace) {

@@ -75,9 +75,11 @@ pub(crate) async fn run(mut ws: Socket, hub: Hub, app: Arc<App>, client: ClientH
     let mut streaming: Option<Box<Streaming>> = None;
     let mut last_seen = Instant::now();
     let mut limit = RateLimit::new(cfg.message_burst);
-    // One timer for the connection's life, reset after each ping (not a new one per frame);
-    // it also wakes the connection when its token expires.
-    let ping = tokio::time::sleep(next_wake(&client, cfg.ping_interval));
+    // One timer for the connection's life (not a new one per frame): it wakes the connection
+    // for the next ping, or at its token's expiry if that comes first; `refresh` moves it.
+    let mut next_ping = Instant::now() + cfg.ping_interval;
+    let mut expiry = Expiry::of(&client);
+    let ping = tokio::time::sleep_until(expiry.first(next_ping));
     tokio::pin!(ping);
     let end = loop {
         tokio::select! {
@@ -149,26 +151,39 @@ pub(crate) async fn run(mut ws: Socket, hub: Hub, app: Arc<App>, client: ClientH
                     // An empty data frame is a heartbeat (wsrv).
                     Message::Text(t) if t.as_str().is_empty() => {}
                     Message::Binary(b) if b.is_empty() => {}
-                    Message::Text(t) => Box::pin(on_text(&hub, &app, &client, &session, t.as_str())).await,
-                    Message::Binary(b) => Box::pin(on_binary(&hub, &app, &client, &session, &b)).await,
+                    Message::Text(_) | Message::Binary(_) if expiry.passed() => {
+                        break End::Close(expired(&hub, &id));
+                    }
+                    Message::Text(t) => Box::pin(on_text(&hub, &app, &client, &session, &mut limit, t.as_str())).await,
+                    Message::Binary(b) => Box::pin(on_binary(&hub, &app, &client, &session, &mut limit, &b)).await,
+                }
+                if limit.closing() {
+                    hub.refusals().note(cause::RATE_CLOSE, &id);
+                    break End::Close(Close::new(code::POLICY, format!("rate limit: over {} frames/s for a whole burst", cfg.max_messages_per_sec)));
+                }
+                if expiry.changed(&client) {
+                    // `refresh` gave a new expiry: the timer follows it.
+                    ping.as_mut().reset(expiry.first(next_ping));
                 }
             },
             () = &mut ping => {
-                if last_seen.elapsed() > cfg.heartbeat_timeout {
-                    break End::Close(Close::heartbeat_timeout(cfg.heartbeat_timeout.as_secs()));
+                if expiry.passed() {
+                    break End::Close(expired(&hub, &id));
                 }
-                if client.grant().expires_at.is_some_and(|exp| unix_now() >= exp) {
-                    hub.refusals().note(cause::EXPIRED, &id);
-                    break End::Close(Close::new(TOKEN_EXPIRED, "token expired: send `refresh` with a fresh token before `exp`"));
+                if Instant::now() >= next_ping {
+                    if last_seen.elapsed() > cfg.heartbeat_timeout {
+                        break End::Close(Close::heartbeat_timeout(cfg.heartbeat_timeout.as_secs()));
+                    }
+                    next_ping = Instant::now() + cfg.ping_interval;
+                    if let Some(m) = hub.metrics() {
+                        m.sent(FrameKind::Ping, 1, 2);
+                    }
+                    ws.queue_message(&Message::Ping(bytes::Bytes::new()));
+                    if Box::pin(flush(&mut ws, cfg.write_timeout)).await.is_err() {
+                        break End::Gone;
+                    }
                 }
-                ping.as_mut().reset(Instant::now() + next_wake(&client, cfg.ping_interval));
-                if let Some(m) = hub.metrics() {
-                    m.sent(FrameKind::Ping, 1, 2);
-                }
-                ws.queue_message(&Message::Ping(bytes::Bytes::new()));
-                if Box::pin(flush(&mut ws, cfg.write_timeout)).await.is_err() {
-                    break End::Gone;
-                }
+                ping.as_mut().reset(expiry.first(next_ping));
             }
         }
     };
@@ -189,19 +204,56 @@ fn count_received(m: &Metrics, msg: &Message) {
     m.received(kind, len);
 }
 
-/// Time until the next ping, or until the token expires if that comes first.
-fn next_wake(client: &ClientHandle, ping_interval: Duration) -> Duration {
-    match client.grant().expires_at {
-        Some(exp) => ping_interval.min(Duration::from_secs(exp.saturating_sub(unix_now()))),
-        None => ping_interval,
+/// When the connection's token expires, as the connection last saw it.
+struct Expiry {
+    /// `exp` of the grant (seconds since the Unix epoch); `None`: never.
+    exp: Option<u64>,
+}
+
+impl Expiry {
+    fn of(client: &ClientHandle) -> Self {
+        Self {
+            exp: client.grant().expires_at,
+        }
+    }
+
+    /// The grant's expiry moved (`refresh`); takes the new one.
+    fn changed(&mut self, client: &ClientHandle) -> bool {
+        let now = client.grant().expires_at;
+        std::mem::replace(&mut self.exp, now) != now
+    }
+
+    /// The token has expired (the clock has reached `exp`).
+    fn passed(&self) -> bool {
+        self.exp
+            .is_some_and(|exp| std::time::SystemTime::now() >= unix_time(exp))
+    }
+
+    /// `at`, or the expiry if it comes first.
+    fn first(&self, at: Instant) -> Instant {
+        match self.exp {
+            None => at,
+            Some(exp) => {
+                let left = unix_time(exp)
+                    .duration_since(std::time::SystemTime::now())
+                    .unwrap_or(Duration::ZERO);
+                at.min(Instant::now() + left)
+            }
+        }
     }
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+fn unix_time(secs: u64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+/// Counts an expiry and says how the connection closes for it.
+fn expired(hub: &Hub, id: &str) -> Close {
+    hub.refusals().note(cause::EXPIRED, id);
+    Close::new(
+        TOKEN_EXPIRED,
+        "token expired: send `refresh` with a fresh token before `exp`",
+    )
 }
 
 /// The error a client gets (once per episode) for a frame over its rate limit: JSON when
@@ -414,6 +466,8 @@ fn welcome(hub: &Hub, id: &str, join: &Join) -> Frame {
         "server_id": cfg.server_id,
         "heartbeat_timeout_ms": cfg.heartbeat_timeout.as_millis() as u64,
         "max_message_size": cfg.max_message_size,
+        // Channel pushes carry positions the server wrote (and `join` takes `since`).
+        "history": cfg.history_size > 0,
     });
     match join.format.unwrap_or(Format::Proto) {
         Format::Json => Frame::json(&JsonReply {
@@ -436,9 +490,16 @@ fn welcome(hub: &Hub, id: &str, join: &Join) -> Frame {
     }
 }
 
-async fn on_text(hub: &Hub, app: &Arc<App>, client: &ClientHandle, session: &Session, text: &str) {
+async fn on_text(
+    hub: &Hub,
+    app: &Arc<App>,
+    client: &ClientHandle,
+    session: &Session,
+    limit: &mut RateLimit,
+    text: &str,
+) {
     match serde_json::from_str::<JsonRequest>(text) {
-        Ok(req) => dispatch(hub, app, client, session, Command::from_json(req)).await,
+        Ok(req) => dispatch(hub, app, client, session, limit, Command::from_json(req)).await,
         Err(e) => {
             client.send(Frame::json(&JsonReply {
                 cmd: String::new(),
@@ -456,6 +517,7 @@ async fn on_binary(
     app: &Arc<App>,
     client: &ClientHandle,
     session: &Session,
+    limit: &mut RateLimit,
     bytes: &[u8],
 ) {
     let bad = |why: String| {
@@ -474,7 +536,7 @@ async fn on_binary(
     };
     app.message(hub, client, &msg);
     match Command::from_sendmsg(msg) {
-        Ok(cmd) => dispatch(hub, app, client, session, cmd).await,
+        Ok(cmd) => dispatch(hub, app, client, session, limit, cmd).await,
         Err(why) => bad(why),
     }
 }
@@ -484,9 +546,31 @@ async fn dispatch(
     app: &Arc<App>,
     client: &ClientHandle,
     session: &Session,
+    limit: &mut RateLimit,
     cmd: Command,
 ) {
     let to = cmd.reply_to();
+    let cfg = hub.config();
+    // The frame paid for itself when it was read; a send to several channels pays for each
+    // further publish before it runs (a bigger one is refused whole by the channel cap).
+    let extra = cmd.publishes().min(cfg.max_channels_per_send) - 1;
+    if extra > 0 {
+        let verdict = limit.take(extra as u32, cfg.max_messages_per_sec, cfg.message_burst);
+        if verdict != Verdict::Pass {
+            hub.refusals().note(cause::RATE, client.id());
+            let reply = Reply::error(
+                status::TOO_MANY,
+                format!(
+                    "rate limit: this send publishes to {} channels and each counts as a frame; at most {} frames/s (burst {})",
+                    extra + 1,
+                    cfg.max_messages_per_sec,
+                    cfg.message_burst
+                ),
+            );
+            client.send(reply.encode(&to, client.id(), &cfg.server_id));
+            return;
+        }
+    }
     let started = Instant::now();
     let ctx = Context {
         hub: hub.clone(),

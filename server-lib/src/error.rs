@@ -28,6 +28,12 @@ pub enum Error {
     /// The TLS certificate or key could not be loaded.
     #[error("TLS: {0}")]
     Tls(String),
+    /// A per-client limit would be passed (channels per client); the message names it.
+    #[error("{0}")]
+    LimitReached(String),
+    /// A value is over its size limit (info bytes); the message names it.
+    #[error("{0}")]
+    TooLarge(String),
     /// The cluster backend failed (Redis unreachable, protocol error...).
     #[error("cluster backend error: {0}")]
     Cluster(String),

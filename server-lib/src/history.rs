@@ -12,12 +12,20 @@
 //! So every message is either in what the joiner recovers or delivered to it live, never both
 //! and never neither, and the recovered ones come first (they are queued first).
 //!
-//! Bounds: `size` messages per stream, `max_channels` streams (the stream published to least
-//! recently goes first; its next message starts a new epoch, so its clients learn they cannot
-//! recover). Locks are std mutexes held for a push to the members' queues, never across an
-//! `.await`.
+//! Bounds: `size` messages per stream, `ttl` for each message, `max_channels` streams, and
+//! `max_bytes` of messages over all streams. At a bound the stream published to least recently
+//! goes first (an LRU kept in a `BTreeMap`, so finding it is O(log n), never a scan); its next
+//! message starts a new epoch, so its clients learn they cannot recover. A stream stays when its
+//! channel's members leave: that is when a reconnecting client needs it. [`History::sweep`]
+//! (run every second by the server) frees expired messages and the streams left empty, so the
+//! memory of a burst comes back once its TTL has passed.
+//!
+//! Locks: the index (which streams exist, their LRU order and the byte total) is a std mutex
+//! held for a map operation, never while a stream is locked by the same thread; each stream has
+//! its own mutex, held for a push to the members' queues, never across an `.await`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -33,6 +41,8 @@ pub struct Limits {
     pub ttl: Duration,
     /// Channels with a history at once.
     pub max_channels: usize,
+    /// Bytes of messages kept over all channels.
+    pub max_bytes: usize,
 }
 
 /// One kept message.
@@ -47,6 +57,9 @@ pub struct Entry {
     at: Instant,
 }
 
+/// What an entry costs beyond its frame's bytes (the entry, its slot and the frame's header).
+const ENTRY_OVERHEAD: usize = 96;
+
 impl Entry {
     /// An entry read from elsewhere (Redis), kept from now.
     pub fn new(offset: u64, time_ms: i64, frame: Frame) -> Self {
@@ -57,6 +70,11 @@ impl Entry {
             at: Instant::now(),
         }
     }
+
+    /// Bytes this entry holds, as counted against `max_bytes`.
+    fn cost(&self) -> usize {
+        self.frame.len() + ENTRY_OVERHEAD
+    }
 }
 
 #[derive(Debug)]
@@ -65,7 +83,10 @@ struct Stream {
     /// Offset of the newest message (0: none yet).
     top: u64,
     entries: VecDeque<Entry>,
-    published: Instant,
+    /// Bytes of `entries` (see [`Entry::cost`]).
+    bytes: usize,
+    /// Dropped from the index (evicted): what is pushed now is delivered, not kept.
+    evicted: bool,
 }
 
 impl Stream {
@@ -74,33 +95,64 @@ impl Stream {
             epoch,
             top: 0,
             entries: VecDeque::new(),
-            published: Instant::now(),
+            bytes: 0,
+            evicted: false,
         }
     }
 
-    fn expire(&mut self, limits: &Limits) {
+    fn pop_front(&mut self, total: &AtomicUsize) {
+        if let Some(e) = self.entries.pop_front() {
+            self.bytes -= e.cost();
+            total.fetch_sub(e.cost(), Ordering::Relaxed);
+        }
+    }
+
+    /// Drops what is over `size` or older than `ttl`.
+    fn expire(&mut self, limits: &Limits, total: &AtomicUsize) {
         while self.entries.len() > limits.size {
-            self.entries.pop_front();
+            self.pop_front(total);
         }
         while self
             .entries
             .front()
             .is_some_and(|e| e.at.elapsed() > limits.ttl)
         {
-            self.entries.pop_front();
+            self.pop_front(total);
+        }
+        if self.entries.is_empty() && self.entries.capacity() > 0 {
+            self.entries = VecDeque::new();
         }
     }
 
-    fn push(&mut self, offset: u64, time_ms: i64, frame: Frame, limits: &Limits) {
+    fn insert(&mut self, at: usize, entry: Entry, total: &AtomicUsize) {
+        if self.evicted {
+            return;
+        }
+        self.bytes += entry.cost();
+        total.fetch_add(entry.cost(), Ordering::Relaxed);
+        self.entries.insert(at, entry);
+    }
+
+    fn push(
+        &mut self,
+        offset: u64,
+        time_ms: i64,
+        frame: Frame,
+        limits: &Limits,
+        total: &AtomicUsize,
+    ) {
         self.top = self.top.max(offset);
-        self.entries.push_back(Entry {
-            offset,
-            time_ms,
-            frame,
-            at: Instant::now(),
-        });
-        self.published = Instant::now();
-        self.expire(limits);
+        let at = self.entries.len();
+        self.insert(at, Entry::new(offset, time_ms, frame), total);
+        self.expire(limits, total);
+    }
+
+    /// Replaces the stream with an empty one of `epoch` (a new epoch in Redis).
+    fn reset(&mut self, epoch: String, total: &AtomicUsize) {
+        total.fetch_sub(self.bytes, Ordering::Relaxed);
+        let evicted = self.evicted;
+        *self = Stream::new(epoch);
+        self.evicted = evicted;
     }
 
     /// What a client that saw `since` missed, if it can all be recovered.
@@ -146,11 +198,58 @@ pub struct Fetched {
     pub entries: Vec<(u64, i64, Frame)>,
 }
 
+type Shared = Arc<Mutex<Stream>>;
+
+/// Which streams exist, and in which order they were last published to.
+#[derive(Debug, Default)]
+struct Index {
+    /// Channel → (stream, its key in `lru`).
+    streams: HashMap<Arc<str>, (Shared, u64)>,
+    /// Least recently published first.
+    lru: BTreeMap<u64, Arc<str>>,
+    next: u64,
+}
+
+impl Index {
+    /// Moves `channel` to the most recent end of the LRU.
+    fn touch(&mut self, channel: &str) {
+        let next = self.next;
+        let Some(key) = self.streams.get_key_value(channel).map(|(k, _)| k.clone()) else {
+            return;
+        };
+        if let Some((_, seq)) = self.streams.get_mut(channel) {
+            self.lru.remove(seq);
+            *seq = next;
+            self.lru.insert(next, key);
+            self.next += 1;
+        }
+    }
+
+    /// Drops the least recently published stream; false when there is none.
+    fn evict_oldest(&mut self, total: &AtomicUsize) -> bool {
+        let Some((_, channel)) = self.lru.pop_first() else {
+            return false;
+        };
+        if let Some((s, _)) = self.streams.remove(&channel) {
+            let mut g = lock(&s);
+            g.evicted = true;
+            total.fetch_sub(g.bytes, Ordering::Relaxed);
+            g.bytes = 0;
+            g.entries = VecDeque::new();
+        }
+        true
+    }
+}
+
 /// The channels' histories on this node.
 #[derive(Debug)]
 pub struct History {
     limits: Limits,
-    streams: Mutex<HashMap<String, Arc<Mutex<Stream>>>>,
+    index: Mutex<Index>,
+    /// Bytes held by every stream (see [`Entry::cost`]).
+    bytes: AtomicUsize,
+    /// Streams dropped at a bound so far.
+    evicted: AtomicUsize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -167,7 +266,9 @@ impl History {
     pub fn new(limits: Limits) -> Self {
         Self {
             limits,
-            streams: Mutex::new(HashMap::new()),
+            index: Mutex::new(Index::default()),
+            bytes: AtomicUsize::new(0),
+            evicted: AtomicUsize::new(0),
         }
     }
 
@@ -176,31 +277,63 @@ impl History {
         &self.limits
     }
 
-    /// The stream of `channel`, created (with `epoch`, or a new one) when missing.
-    fn stream(&self, channel: &str, epoch: Option<&str>) -> Arc<Mutex<Stream>> {
-        let mut map = lock(&self.streams);
-        if let Some(s) = map.get(channel) {
-            return s.clone();
+    /// Bytes of messages held now, over all channels.
+    pub fn bytes(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Streams dropped so far because the history was at its channel or byte bound.
+    pub fn evictions(&self) -> usize {
+        self.evicted.load(Ordering::Relaxed)
+    }
+
+    /// The stream of `channel`, created (with `epoch`, or a new one) when missing, and made
+    /// the most recent. O(log n) under the index lock.
+    fn stream(&self, channel: &str, epoch: Option<&str>) -> Shared {
+        let mut index = lock(&self.index);
+        if index.streams.contains_key(channel) {
+            index.touch(channel);
+            return index.streams[channel].0.clone();
         }
-        if map.len() >= self.limits.max_channels {
-            // Evict the stream published to least recently (rare: only at the cap).
-            if let Some(oldest) = map
-                .iter()
-                .min_by_key(|(_, s)| lock(s).published)
-                .map(|(k, _)| k.clone())
-            {
-                map.remove(&oldest);
+        while index.streams.len() >= self.limits.max_channels {
+            if !index.evict_oldest(&self.bytes) {
+                break;
             }
+            self.evicted.fetch_add(1, Ordering::Relaxed);
         }
         let s = Arc::new(Mutex::new(Stream::new(
             epoch.map_or_else(new_epoch, str::to_string),
         )));
-        map.insert(channel.to_string(), s.clone());
+        let key: Arc<str> = channel.into();
+        let seq = index.next;
+        index.next += 1;
+        index.lru.insert(seq, key.clone());
+        index.streams.insert(key, (s.clone(), seq));
         s
     }
 
-    fn existing(&self, channel: &str) -> Option<Arc<Mutex<Stream>>> {
-        lock(&self.streams).get(channel).cloned()
+    fn existing(&self, channel: &str) -> Option<Shared> {
+        lock(&self.index)
+            .streams
+            .get(channel)
+            .map(|(s, _)| s.clone())
+    }
+
+    /// Drops least recently published streams until the bytes are within the budget. Called
+    /// with no stream locked.
+    fn shrink(&self) {
+        if self.bytes() <= self.limits.max_bytes {
+            return;
+        }
+        let mut index = lock(&self.index);
+        // Keep the most recent stream: one message always fits (the budget is at least one
+        // message), and the one just published must not be the one that pays.
+        while self.bytes() > self.limits.max_bytes && index.streams.len() > 1 {
+            if !index.evict_oldest(&self.bytes) {
+                break;
+            }
+            self.evicted.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Single node: gives the message the next offset in each of `channels` (listed once
@@ -216,7 +349,7 @@ impl History {
         let mut order: Vec<&String> = channels.iter().collect();
         order.sort();
         order.dedup();
-        let streams: Vec<Arc<Mutex<Stream>>> = order.iter().map(|c| self.stream(c, None)).collect();
+        let streams: Vec<Shared> = order.iter().map(|c| self.stream(c, None)).collect();
         let mut guards: Vec<MutexGuard<'_, Stream>> = streams.iter().map(|s| lock(s)).collect();
         let positions: Vec<Position> = channels
             .iter()
@@ -236,35 +369,41 @@ impl History {
                 .iter()
                 .find(|p| &p.channel == *ch)
                 .map_or(g.top + 1, |p| p.offset);
-            g.push(offset, now, frame.clone(), &self.limits);
+            g.push(offset, now, frame.clone(), &self.limits, &self.bytes);
         }
         let r = deliver(frame);
         drop(guards);
+        self.shrink();
         (positions, r)
     }
 
     /// Cluster: applies a message whose position Redis assigned, in Redis order. Keeps it and
     /// calls `deliver` (with the stream locked) unless it is one this node already has (it
-    /// came both in a recovery read and over pub/sub). A new epoch resets the stream.
+    /// came both in a recovery read and over pub/sub). A new epoch resets the stream. Returns
+    /// whether it was new here.
     pub fn apply(
         &self,
         position: &Position,
         time_ms: i64,
         frame: Frame,
         deliver: impl FnOnce(&Frame),
-    ) {
+    ) -> bool {
         let s = self.stream(&position.channel, Some(&position.epoch));
-        let mut g = lock(&s);
-        if g.epoch != position.epoch {
-            *g = Stream::new(position.epoch.clone());
+        {
+            let mut g = lock(&s);
+            if g.epoch != position.epoch {
+                g.reset(position.epoch.clone(), &self.bytes);
+            }
+            if position.offset <= g.top {
+                // This node has it already (a recovery read brought it first), or it is older
+                // than what this node delivered.
+                return false;
+            }
+            deliver(&frame);
+            g.push(position.offset, time_ms, frame, &self.limits, &self.bytes);
         }
-        if position.offset <= g.top {
-            // This node has it already (a recovery read brought it first), or it is older
-            // than what this node delivered.
-            return;
-        }
-        deliver(&frame);
-        g.push(position.offset, time_ms, frame, &self.limits);
+        self.shrink();
+        true
     }
 
     /// Adds a client to `channel` through `join`, with the stream locked: `join` gets the
@@ -278,25 +417,29 @@ impl History {
         join: impl FnOnce(&Recovery, Vec<Frame>) -> R,
     ) -> R {
         let s = self.stream(channel, fetched.as_ref().map(|f| f.epoch.as_str()));
-        let mut g = lock(&s);
-        if let Some(f) = fetched {
-            merge(&mut g, f, &self.limits);
-        }
-        g.expire(&self.limits);
-        let (recovered, missed) = match since {
-            None => (None, Vec::new()),
-            Some(since) => match g.missed(since) {
-                Some(frames) => (Some(true), frames),
-                None => (Some(false), Vec::new()),
-            },
+        let r = {
+            let mut g = lock(&s);
+            if let Some(f) = fetched {
+                merge(&mut g, f, &self.limits, &self.bytes);
+            }
+            g.expire(&self.limits, &self.bytes);
+            let (recovered, missed) = match since {
+                None => (None, Vec::new()),
+                Some(since) => match g.missed(since) {
+                    Some(frames) => (Some(true), frames),
+                    None => (Some(false), Vec::new()),
+                },
+            };
+            let r = Recovery {
+                epoch: g.epoch.clone(),
+                offset: g.top,
+                recovered,
+                missed: missed.len(),
+            };
+            join(&r, missed)
         };
-        let r = Recovery {
-            epoch: g.epoch.clone(),
-            offset: g.top,
-            recovered,
-            missed: missed.len(),
-        };
-        join(&r, missed)
+        self.shrink();
+        r
     }
 
     /// The newest `limit` messages of a channel, oldest first, with the stream's epoch and
@@ -304,7 +447,7 @@ impl History {
     pub fn last(&self, channel: &str, limit: usize) -> Option<(String, u64, Vec<Entry>)> {
         let s = self.existing(channel)?;
         let mut g = lock(&s);
-        g.expire(&self.limits);
+        g.expire(&self.limits, &self.bytes);
         let skip = g.entries.len().saturating_sub(limit);
         Some((
             g.epoch.clone(),
@@ -313,9 +456,26 @@ impl History {
         ))
     }
 
+    /// Frees expired messages in every stream, each locked on its own and briefly; returns
+    /// the bytes freed. A stream left empty keeps its epoch and newest offset (a client that
+    /// saw its last message still recovers "nothing missed"): it costs a few hundred bytes, and
+    /// the channel bound evicts it like any other.
+    pub fn sweep(&self) -> usize {
+        let before = self.bytes();
+        let streams: Vec<Shared> = lock(&self.index)
+            .streams
+            .values()
+            .map(|(s, _)| s.clone())
+            .collect();
+        for s in streams {
+            lock(&s).expire(&self.limits, &self.bytes);
+        }
+        before.saturating_sub(self.bytes())
+    }
+
     /// Channels with a history here.
     pub fn len(&self) -> usize {
-        lock(&self.streams).len()
+        lock(&self.index).streams.len()
     }
 
     /// True when no channel has a history here.
@@ -326,28 +486,20 @@ impl History {
 
 /// Tops up a cached stream with what Redis returned (Redis is the truth: a different epoch
 /// replaces the cache).
-fn merge(g: &mut Stream, f: Fetched, limits: &Limits) {
+fn merge(g: &mut Stream, f: Fetched, limits: &Limits, total: &AtomicUsize) {
     if g.epoch != f.epoch {
-        *g = Stream::new(f.epoch.clone());
+        g.reset(f.epoch.clone(), total);
     }
     for (offset, time_ms, frame) in f.entries {
         if g.entries.iter().any(|e| e.offset == offset) {
             continue;
         }
         let at = g.entries.partition_point(|e| e.offset < offset);
-        g.entries.insert(
-            at,
-            Entry {
-                offset,
-                time_ms,
-                frame,
-                at: Instant::now(),
-            },
-        );
+        g.insert(at, Entry::new(offset, time_ms, frame), total);
     }
     g.top = g.top.max(f.top);
     while g.entries.len() > limits.size.max(1) * 2 {
-        g.entries.pop_front();
+        g.pop_front(total);
     }
 }
 
@@ -360,6 +512,7 @@ mod tests {
             size,
             ttl: Duration::from_secs(60),
             max_channels: 3,
+            max_bytes: 1 << 20,
         }
     }
 
@@ -445,6 +598,59 @@ mod tests {
         }
         assert_eq!(h.len(), 3);
         assert!(h.last("a", 1).is_none());
+    }
+
+    #[test]
+    fn a_publish_makes_a_stream_recent_again() {
+        let h = History::new(limits(5));
+        for ch in ["a", "b", "c"] {
+            h.publish(&[ch.to_string()], &text(1), |_| ());
+        }
+        h.publish(&["a".to_string()], &text(2), |_| ());
+        h.publish(&["d".to_string()], &text(1), |_| ());
+        assert!(h.last("a", 1).is_some(), "a was published to after b");
+        assert!(h.last("b", 1).is_none(), "b is the least recent");
+        assert_eq!(h.evictions(), 1);
+    }
+
+    #[test]
+    fn the_byte_budget_evicts_the_least_recent_streams() {
+        let h = History::new(Limits {
+            max_channels: 100,
+            max_bytes: 10_000,
+            ..limits(5)
+        });
+        let big = Publication::Frame(Frame::text("x".repeat(3000)));
+        for ch in ["a", "b", "c", "d"] {
+            h.publish(&[ch.to_string()], &big, |_| ());
+        }
+        assert!(h.bytes() <= 10_000, "{} bytes held", h.bytes());
+        assert!(h.last("a", 1).is_none());
+        assert!(h.last("d", 1).is_some());
+        // Eviction gives the bytes back.
+        assert_eq!(h.bytes(), h.len() * (3000 + ENTRY_OVERHEAD));
+    }
+
+    #[test]
+    fn the_sweep_frees_expired_messages_and_keeps_the_position() {
+        let h = History::new(Limits {
+            ttl: Duration::from_millis(20),
+            ..limits(5)
+        });
+        let (pos, _) = h.publish(&["a".to_string()], &text(1), |_| ());
+        assert!(h.bytes() > 0);
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(h.sweep() > 0);
+        assert_eq!(h.bytes(), 0);
+        // Nothing was missed since offset 1: still recovered.
+        let since = Since {
+            epoch: pos[0].epoch.clone(),
+            offset: 1,
+        };
+        assert_eq!(
+            h.join("a", Some(&since), None, |r, _| r.recovered),
+            Some(true)
+        );
     }
 
     #[test]

@@ -1,21 +1,20 @@
 //! The hub: the pool's public API (GatewayWorker / bin-x `Api`, wsPool's sends, the gin hub's
 //! online count), over the local registry or a cluster.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use crate::auth::Grant;
 use crate::client::ClientHandle;
 use crate::close::Close;
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, Footprint};
 use crate::config::ServerConfig;
 use crate::frame::Frame;
 use crate::history::{Entry, History, Limits, Recovery};
-use crate::limits::Refusals;
+use crate::limits::{cause, Refusals};
 use crate::metrics::Metrics;
 use crate::presence::{Answer, Delivery, Info, PresenceEvent, Query, Route};
 use crate::publication::{Position, Publication, Since};
-use crate::registry::{Delivered, Registry};
+use crate::registry::{Delivered, Joined, Registry};
 use crate::{Error, Result};
 
 /// The pool: every connected client, and every way to reach or ask about them.
@@ -43,7 +42,6 @@ struct Inner {
     registry: Registry,
     cluster: Option<Arc<dyn Cluster>>,
     config: Arc<ServerConfig>,
-    next_id: AtomicU64,
     /// The grant every connection shares on a server without authentication.
     open: Arc<Grant>,
     refusals: Refusals,
@@ -71,7 +69,6 @@ impl Hub {
             inner: Arc::new(Inner {
                 registry: Registry::default(),
                 cluster,
-                next_id: AtomicU64::new(1),
                 open: Arc::new(Grant::open()),
                 refusals: Refusals::default(),
                 metrics: config.metrics.then(|| Metrics::new(&config.server_id)),
@@ -80,6 +77,7 @@ impl Hub {
                         size: config.history_size,
                         ttl: config.history_ttl,
                         max_channels: config.history_max_channels,
+                        max_bytes: config.history_max_bytes,
                     })
                 }),
                 started: std::time::Instant::now(),
@@ -154,25 +152,35 @@ impl Hub {
         &self.inner.refusals
     }
 
-    /// Registers a connection with what it is allowed (from its token).
+    /// Registers a connection with what it is allowed (from its token). Without a requested
+    /// id it gets a fresh one that nobody can guess: the server id and 128 random bits
+    /// ([`generate_id`]), so no client can take the id the next client will be given.
     pub(crate) async fn register_granted(
         &self,
         requested: Option<String>,
         grant: Arc<Grant>,
     ) -> Result<ClientHandle> {
         let cfg = &self.inner.config;
-        let id: Arc<str> = match requested {
-            Some(id) => id.into(),
-            None => {
-                let n = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-                format!("{}-{n:x}", cfg.server_id).into()
+        let generated = requested.is_none();
+        // A generated id never collides (2^-128); the retry only keeps that promise absolute.
+        let mut attempts = 0;
+        let id: Arc<str> = loop {
+            attempts += 1;
+            let id: Arc<str> = match &requested {
+                Some(id) => id.as_str().into(),
+                None => generate_id(&cfg.server_id).into(),
+            };
+            let claimed = match &self.inner.cluster {
+                Some(cluster) => cluster.claim_id(&id).await?,
+                None => !self.inner.registry.contains(&id),
+            };
+            if claimed {
+                break id;
             }
-        };
-        if let Some(cluster) = &self.inner.cluster {
-            if !cluster.claim_id(&id).await? {
+            if !generated || attempts >= 3 {
                 return Err(Error::DuplicateId(id.to_string()));
             }
-        }
+        };
         let handle = ClientHandle::new(id.clone(), cfg.outbound_queue, cfg.slow_policy, grant);
         if !self.inner.registry.insert(handle.clone()) {
             return Err(Error::DuplicateId(id.to_string()));
@@ -244,9 +252,11 @@ impl Hub {
     }
 
     /// Cluster mode with history: delivers a channel message whose positions the backend
-    /// assigned, as copy `index` of a multi-channel send (`None`: one channel). It is kept in
-    /// this node's cache of the channel and delivered to the local members that are in no
-    /// earlier channel of the send, unless this node has it already.
+    /// assigned. `index` `Some(i)`: it is the copy of channel `i` of a multi-channel send (the
+    /// form of nodes before 0.2, one copy per channel); `None`: it is the whole send, published
+    /// once. For each channel this node `follows`, the message is kept in the node's cache of
+    /// the channel and delivered to the local members that are in no earlier channel of the
+    /// send, unless this node has it already, so each member gets it once.
     pub fn deliver_positioned(
         &self,
         channels: &[String],
@@ -254,19 +264,30 @@ impl Hub {
         positions: &[Position],
         time_ms: i64,
         p: &Publication,
+        follows: impl Fn(&str) -> bool,
     ) {
-        let i = index.unwrap_or(0);
-        let (Some(channel), Some(position)) = (channels.get(i), positions.get(i)) else {
-            return;
-        };
         let frame = p.frame(positions);
-        let deliver = |f: &Frame| {
-            let d = Delivery::Frame(f.clone());
-            self.deliver_channel_except(channel, &channels[..i], &d);
+        let which = match index {
+            Some(i) => i..i + 1,
+            None => 0..channels.len(),
         };
-        match &self.inner.history {
-            Some(h) => h.apply(position, time_ms, frame, deliver),
-            None => deliver(&frame),
+        for i in which {
+            let (Some(channel), Some(position)) = (channels.get(i), positions.get(i)) else {
+                return;
+            };
+            if index.is_none() && channels.len() > 1 && !follows(channel) {
+                continue;
+            }
+            let deliver = |f: &Frame| {
+                let d = Delivery::Frame(f.clone());
+                self.deliver_channel_except(channel, &channels[..i], &d);
+            };
+            match &self.inner.history {
+                Some(h) => {
+                    h.apply(position, time_ms, frame.clone(), deliver);
+                }
+                None => deliver(&frame),
+            }
         }
     }
 
@@ -344,14 +365,64 @@ impl Hub {
 
     // ---- membership -------------------------------------------------------------------------
 
-    /// Adds a client to a channel; `false` when the client is not online.
+    /// Adds a client to a channel; `false` when the client is not online. The client's channel
+    /// limit (`max_channels_per_client`) holds whoever asks: checked here for a client of this
+    /// node, and for a client of another node both here (from the cluster's view) and on its
+    /// node when the change arrives ([`Error::LimitReached`]).
     pub async fn join(&self, client_id: &str, channel: &str) -> Result<bool> {
-        let local = self.inner.registry.join(client_id, channel);
+        let max = self.inner.config.max_channels_per_client;
+        let local = match self.inner.registry.join_limited(client_id, channel, max) {
+            Joined::Joined | Joined::Already => true,
+            Joined::Full => return Err(self.channels_full(client_id)),
+            Joined::Absent => false,
+        };
+        if !local {
+            if let Some(f) = self.remote_footprint(client_id, Some(channel)).await? {
+                if !f.member && f.channels >= max {
+                    return Err(self.channels_full(client_id));
+                }
+            }
+        }
         let event = PresenceEvent::Joined {
             client_id: client_id.into(),
             channel: channel.into(),
         };
         self.change(local, event).await
+    }
+
+    fn channels_full(&self, client_id: &str) -> Error {
+        let msg = format!(
+            "a client may be in at most {} channels (--max-channels-per-client)",
+            self.inner.config.max_channels_per_client
+        );
+        self.inner
+            .refusals
+            .note(cause::CHANNELS, &format!("{client_id}: {msg}"));
+        Error::LimitReached(msg)
+    }
+
+    fn info_too_large(&self, client_id: &str, bytes: usize) -> Error {
+        let msg = format!(
+            "info would hold {bytes} bytes; the limit is {} (--max-info-bytes)",
+            self.inner.config.max_info_bytes
+        );
+        self.inner
+            .refusals
+            .note(cause::INVALID, &format!("{client_id}: {msg}"));
+        Error::TooLarge(msg)
+    }
+
+    /// What a client of another node holds, from the cluster's view (`None`: single node, or
+    /// the backend cannot tell).
+    async fn remote_footprint(
+        &self,
+        client_id: &str,
+        channel: Option<&str>,
+    ) -> Result<Option<Footprint>> {
+        match &self.inner.cluster {
+            Some(c) => c.footprint(client_id, channel).await,
+            None => Ok(None),
+        }
     }
 
     /// Adds a local client to a channel through the history, when history is on: with the
@@ -368,6 +439,17 @@ impl Hub {
         let Some(h) = &self.inner.history else {
             return Ok(None);
         };
+        let max = self.inner.config.max_channels_per_client;
+        if let Some((joined, _)) = self.inner.registry.footprint(client.id()) {
+            if joined >= max
+                && !self
+                    .inner
+                    .registry
+                    .in_any(client.id(), &[channel.to_string()])
+            {
+                return Err(self.channels_full(client.id()));
+            }
+        }
         let fetched = match &self.inner.cluster {
             Some(c) => c.history_fetch(channel, since.map(|s| s.offset)).await?,
             None => None,
@@ -468,16 +550,36 @@ impl Hub {
     }
 
     async fn put_info(&self, client_id: &str, info: Info, merge: bool) -> Result<bool> {
-        let (local, info) = match self.inner.registry.set_info(client_id, info.clone(), merge) {
-            Some(all) => (true, all),
+        let max = self.inner.config.max_info_bytes;
+        let (local, info) = match self
+            .inner
+            .registry
+            .set_info(client_id, info.clone(), merge, max)
+        {
+            Ok(Some(all)) => (true, all),
+            Err(bytes) => return Err(self.info_too_large(client_id, bytes)),
             // A remote node merges into its own copy; we forward the part we have.
-            None => (false, info),
+            Ok(None) => (false, info),
         };
+        if !local {
+            if let Some(f) = self.remote_footprint(client_id, None).await? {
+                let bytes = info_bytes(&merged(&f.info, &info, merge));
+                if bytes > max {
+                    return Err(self.info_too_large(client_id, bytes));
+                }
+            }
+        }
         let event = PresenceEvent::InfoChanged {
             client_id: client_id.into(),
             info,
         };
         self.change(local, event).await
+    }
+
+    /// Frees the history's expired messages (the server runs it every second); the bytes
+    /// freed.
+    pub fn sweep_history(&self) -> usize {
+        self.inner.history.as_ref().map_or(0, History::sweep)
     }
 
     // ---- presence -------------------------------------------------------------------------
@@ -577,6 +679,28 @@ impl Hub {
             Answer::Info(i) => Ok(i),
             other => Err(unexpected(other)),
         }
+    }
+}
+
+/// A fresh client id: `<server_id>-` and 128 bits from the thread's CSPRNG (ChaCha, seeded
+/// from the OS), in hex. Unguessable, so no client can connect as the next one first.
+pub fn generate_id(server_id: &str) -> String {
+    format!("{server_id}-{:032x}", rand::random::<u128>())
+}
+
+/// Bytes an info holds: keys and values.
+pub(crate) fn info_bytes(info: &Info) -> usize {
+    info.iter().map(|(k, v)| k.len() + v.len()).sum()
+}
+
+/// `new` replacing `old` (set_info), or merged into it (update_info).
+pub(crate) fn merged(old: &Info, new: &Info, merge: bool) -> Info {
+    if merge {
+        let mut all = old.clone();
+        all.extend(new.clone());
+        all
+    } else {
+        new.clone()
     }
 }
 

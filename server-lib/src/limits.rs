@@ -28,6 +28,8 @@ pub(crate) struct RateLimit {
     last: Instant,
     /// Frames dropped since the bucket was last full.
     over: u32,
+    /// A whole burst's worth went over: the connection must close.
+    close: bool,
 }
 
 impl RateLimit {
@@ -37,10 +39,17 @@ impl RateLimit {
             tokens: burst as f32,
             last: Instant::now(),
             over: 0,
+            close: false,
         }
     }
 
-    /// Charges `n` frames. `rate` 0 means no limit.
+    /// The limit said [`Verdict::Close`]: the connection must end (1008).
+    pub(crate) fn closing(&self) -> bool {
+        self.close
+    }
+
+    /// Charges `n` frames (a frame read costs one; a send also costs one more per extra
+    /// channel it publishes to). `rate` 0 means no limit.
     pub(crate) fn take(&mut self, n: u32, rate: u32, burst: u32) -> Verdict {
         if rate == 0 {
             return Verdict::Pass;
@@ -59,6 +68,7 @@ impl RateLimit {
         let first = self.over == 0;
         self.over = self.over.saturating_add(n);
         if self.over > burst {
+            self.close = true;
             Verdict::Close
         } else if first {
             Verdict::Warn
@@ -127,12 +137,16 @@ pub mod cause {
     pub const RATE: &str = "rate_limit";
     /// A client closed for staying over its rate limit (1008).
     pub const RATE_CLOSE: &str = "rate_limit_close";
+    /// A send naming more channels than `max_channels_per_send` (413).
+    pub const FANOUT: &str = "channels_per_send";
     /// A join past the per-client channel limit (429).
     pub const CHANNELS: &str = "channels_per_client";
     /// An info over the size limit, or a bad id, uid or channel name (400/413).
     pub const INVALID: &str = "invalid_argument";
     /// A connection closed at its token's expiry (4401).
     pub const EXPIRED: &str = "token_expired";
+    /// A request naming a foreign `Host` on a loopback server (HTTP 403: DNS rebinding).
+    pub const HOST: &str = "foreign_host";
     /// A server API call without the right key (HTTP 401).
     pub const API_KEY: &str = "api_key";
 }

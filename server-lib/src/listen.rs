@@ -46,16 +46,31 @@ pub(crate) async fn accept_loop(
         };
         // Small frames must leave at once: latency matters more than packet count here.
         let _ = tcp.set_nodelay(true);
-        tokio::spawn(serve(tcp, peer, router.clone(), hub.clone(), tls.clone()));
+        let hosts = HostCheck::for_socket(&tcp, &hub.config().allowed_hosts);
+        tokio::spawn(serve(
+            tcp,
+            peer,
+            hosts,
+            router.clone(),
+            hub.clone(),
+            tls.clone(),
+        ));
     }
 }
 
-async fn serve(tcp: TcpStream, peer: SocketAddr, router: Router, hub: Hub, tls: Option<Arc<Tls>>) {
+async fn serve(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    hosts: HostCheck,
+    router: Router,
+    hub: Hub,
+    tls: Option<Arc<Tls>>,
+) {
     let limit = hub.config().handshake_timeout;
     match tls {
-        None => http(TokioIo::new(tcp), peer, router, &hub).await,
+        None => http(TokioIo::new(tcp), peer, hosts, router, &hub).await,
         Some(tls) => match tokio::time::timeout(limit, tls.acceptor().accept(tcp)).await {
-            Ok(Ok(stream)) => http(TokioIo::new(stream), peer, router, &hub).await,
+            Ok(Ok(stream)) => http(TokioIo::new(stream), peer, hosts, router, &hub).await,
             Ok(Err(e)) => hub.refusals().note(cause::TLS, &format!("{peer}: {e}")),
             Err(_) => hub
                 .refusals()
@@ -64,13 +79,24 @@ async fn serve(tcp: TcpStream, peer: SocketAddr, router: Router, hub: Hub, tls: 
     }
 }
 
-async fn http<I>(io: TokioIo<I>, peer: SocketAddr, router: Router, hub: &Hub)
+async fn http<I>(io: TokioIo<I>, peer: SocketAddr, hosts: HostCheck, router: Router, hub: &Hub)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let refusals = hub.clone();
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        let refused = hosts.refuses(req.headers().get(hyper::header::HOST));
         req.extensions_mut().insert(ConnectInfo(peer));
-        router.clone().oneshot(req)
+        let router = router.clone();
+        let hub = refusals.clone();
+        async move {
+            if let Some(host) = refused {
+                hub.refusals()
+                    .note(cause::HOST, &format!("{peer}: Host {host:?}"));
+                return Ok(foreign_host(&host));
+            }
+            router.oneshot(req).await
+        }
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -85,5 +111,105 @@ where
         } else {
             tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
         }
+    }
+}
+
+/// The DNS-rebinding guard: on a server listening on a loopback address, a request must name a
+/// loopback host (`localhost`, `*.localhost`, `127.x.y.z`, `[::1]`, any port) or one of
+/// `allowed_hosts`. A page on `evil.example` whose name an attacker points at 127.0.0.1 sends
+/// `Host: evil.example`, and its `Origin` matches that `Host`, so only this check tells it
+/// from the user's own pages. A server on any other address serves any `Host` (names are
+/// then the operator's to control, with `--allow-origin`).
+#[derive(Debug, Clone)]
+struct HostCheck(Option<Arc<[String]>>);
+
+impl HostCheck {
+    fn for_socket(tcp: &TcpStream, allowed: &[String]) -> Self {
+        let loopback = tcp.local_addr().is_ok_and(|a| a.ip().is_loopback());
+        if !loopback || allowed.iter().any(|h| h == "*") {
+            return Self(None);
+        }
+        Self(Some(
+            allowed.iter().map(|h| h.to_ascii_lowercase()).collect(),
+        ))
+    }
+
+    /// The `Host` value when it is refused.
+    fn refuses(&self, host: Option<&hyper::header::HeaderValue>) -> Option<String> {
+        let allowed = self.0.as_ref()?;
+        // HTTP/1.0 clients may send none; browsers always do.
+        let host = host?;
+        let Ok(value) = host.to_str() else {
+            return Some(String::from_utf8_lossy(host.as_bytes()).into_owned());
+        };
+        let name = host_name(value).to_ascii_lowercase();
+        let ok = is_loopback_name(&name) || allowed.iter().any(|a| *a == name);
+        (!ok).then(|| value.to_string())
+    }
+}
+
+/// The name part of a `Host` value: `[::1]:80` → `::1`, `a.b:80` → `a.b`.
+fn host_name(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    host.rsplit_once(':').map_or(host, |(name, _)| name)
+}
+
+fn is_loopback_name(name: &str) -> bool {
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn foreign_host(host: &str) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    (
+        hyper::StatusCode::FORBIDDEN,
+        format!(
+            "Host {host:?} is not a loopback name, and this server listens on a loopback address: \
+             a page on another name reaching it is a DNS-rebinding attack. If the name is yours, \
+             start wsp serve with --allowed-host {}\n",
+            host_name(host)
+        ),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_names_pass_and_others_need_a_listing() {
+        let check = HostCheck(Some(vec!["app.test".to_string()].into()));
+        let refused =
+            |h: &'static str| check.refuses(Some(&hyper::header::HeaderValue::from_static(h)));
+        for ok in [
+            "localhost",
+            "LOCALHOST:8080",
+            "127.0.0.1:9",
+            "127.3.4.5",
+            "[::1]:80",
+            "x.localhost",
+            "app.test:443",
+        ] {
+            assert_eq!(refused(ok), None, "{ok}");
+        }
+        for bad in [
+            "evil.example:8080",
+            "127.0.0.1.evil.example",
+            "localhost.evil",
+            "[::2]:80",
+        ] {
+            assert!(refused(bad).is_some(), "{bad}");
+        }
+        assert_eq!(check.refuses(None), None);
+        assert_eq!(
+            HostCheck(None).refuses(Some(&hyper::header::HeaderValue::from_static("evil"))),
+            None
+        );
     }
 }

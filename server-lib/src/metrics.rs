@@ -400,6 +400,25 @@ impl Metrics {
                 gauge(n as i64),
             );
         }
+        if let Some(h) = &now.history {
+            snapshot.register(
+                "history_bytes",
+                "Bytes of channel history held on this node (bounded by --history-max-bytes)",
+                gauge(h.bytes as i64),
+            );
+            snapshot.register(
+                "history_channels",
+                "Channels with a history on this node (bounded by --history-max-channels)",
+                gauge(h.channels as i64),
+            );
+            let evicted = Counter::<u64>::default();
+            evicted.inc_by(h.evictions as u64);
+            snapshot.register(
+                "history_evictions",
+                "Channel histories dropped because the history was at its channel or byte bound",
+                evicted,
+            );
+        }
         snapshot.register(
             "uptime_seconds",
             "Seconds since this node started",
@@ -432,6 +451,19 @@ pub struct Gauges {
     pub uptime: Duration,
     /// Refusals by cause.
     pub refused: Vec<(&'static str, u64)>,
+    /// The channel history, when it is on.
+    pub history: Option<HistoryGauges>,
+}
+
+/// Point-in-time values of the channel history.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HistoryGauges {
+    /// Bytes held.
+    pub bytes: usize,
+    /// Channels with a history.
+    pub channels: usize,
+    /// Histories dropped at a bound so far.
+    pub evictions: usize,
 }
 
 #[derive(Debug)]

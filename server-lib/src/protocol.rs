@@ -267,6 +267,20 @@ impl Command {
         }
     }
 
+    /// How many publishes this request asks for: the channels a `send_to_channel` or an
+    /// addressed SendMsg names (at least 1). The rate limit charges a request this much.
+    pub fn publishes(&self) -> usize {
+        let named = match (self.name.as_str(), self.data.get("channel")) {
+            ("send_to_channel", Some(Value::Array(cs))) => cs.len(),
+            _ => self
+                .sendmsg
+                .as_ref()
+                .filter(|m| is_addressed(m))
+                .map_or(0, |m| m.channel.len()),
+        };
+        named.max(1)
+    }
+
     /// The payload of a `send_*` command: protobuf `cmdData` when non-empty, else `data.data`.
     pub fn payload(&self) -> Payload {
         if let Some(m) = &self.sendmsg {

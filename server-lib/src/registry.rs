@@ -70,6 +70,19 @@ impl Delivered {
     }
 }
 
+/// What became of a join.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Joined {
+    /// The client is now in the channel.
+    Joined,
+    /// It was in it already.
+    Already,
+    /// It is at its channel limit.
+    Full,
+    /// It is not connected to this node.
+    Absent,
+}
+
 /// The clients connected to this node and their uid, channels and info.
 #[derive(Default)]
 pub struct Registry {
@@ -127,10 +140,10 @@ impl Registry {
 
     /// How many channels a client here is in, and the bytes of its info (keys and values).
     pub fn footprint(&self, id: &str) -> Option<(usize, usize)> {
-        self.read().clients.get(id).map(|e| {
-            let info = e.info.iter().map(|(k, v)| k.len() + v.len()).sum();
-            (e.channels.len(), info)
-        })
+        self.read()
+            .clients
+            .get(id)
+            .map(|e| (e.channels.len(), crate::hub::info_bytes(&e.info)))
     }
 
     /// The info of a client here.
@@ -140,18 +153,32 @@ impl Registry {
 
     /// Adds a client to a channel; `false` when the client is not here.
     pub fn join(&self, id: &str, channel: &str) -> bool {
+        self.join_limited(id, channel, usize::MAX) != Joined::Absent
+    }
+
+    /// Adds a client to a channel unless it is already in `max` others.
+    pub(crate) fn join_limited(&self, id: &str, channel: &str, max: usize) -> Joined {
         let mut s = self.write();
         let Some(entry) = s.clients.get_mut(id) else {
-            return false;
+            return Joined::Absent;
         };
-        if !entry.channels.insert(channel.to_string()) {
-            return true;
+        if entry.channels.contains(channel) {
+            return Joined::Already;
         }
+        if entry.channels.len() >= max {
+            return Joined::Full;
+        }
+        entry.channels.insert(channel.to_string());
         let handle = entry.handle.clone();
         let ch = s.channels.entry(channel.to_string()).or_default();
         ch.members.insert(handle.id_arc().clone(), handle);
         ch.snapshot = None;
-        true
+        Joined::Joined
+    }
+
+    /// Is a client with this id connected here?
+    pub fn contains(&self, id: &str) -> bool {
+        self.read().clients.contains_key(id)
     }
 
     /// Removes a client from a channel; `false` when it was not a member.
@@ -201,17 +228,27 @@ impl Registry {
         true
     }
 
-    /// Replaces (`merge` false) or merges into (`merge` true) a client's info; returns the new
-    /// info, or `None` when the client is not here.
-    pub fn set_info(&self, id: &str, info: Info, merge: bool) -> Option<Info> {
+    /// Replaces (`merge` false) or merges into (`merge` true) a client's info unless the result
+    /// would hold more than `max` bytes (`Err` with its size); returns the new info, or `None`
+    /// when the client is not here.
+    pub fn set_info(
+        &self,
+        id: &str,
+        info: Info,
+        merge: bool,
+        max: usize,
+    ) -> Result<Option<Info>, usize> {
         let mut s = self.write();
-        let entry = s.clients.get_mut(id)?;
-        if merge {
-            entry.info.extend(info);
-        } else {
-            entry.info = info;
+        let Some(entry) = s.clients.get_mut(id) else {
+            return Ok(None);
+        };
+        let all = crate::hub::merged(&entry.info, &info, merge);
+        let bytes = crate::hub::info_bytes(&all);
+        if bytes > max {
+            return Err(bytes);
         }
-        Some(entry.info.clone())
+        entry.info = all;
+        Ok(Some(entry.info.clone()))
     }
 
     /// Queues `delivery` for every local client on `route`.

@@ -104,6 +104,9 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        if self.hub.history().is_some() {
+            tokio::spawn(sweep_history(self.hub.downgrade()));
+        }
         let serving = tokio::spawn(crate::listen::accept_loop(
             listener,
             self.router(),
@@ -128,6 +131,31 @@ impl Server {
         // Upgraded sockets are ours, not hyper's: the HTTP side ends as soon as it stops accepting.
         let _ = tokio::time::timeout(self.hub.config().close_timeout, serving).await;
         Ok(())
+    }
+}
+
+/// Frees the history's expired messages every second, while the hub lives; after a sweep that
+/// freed a lot, hands the allocator's free pages back to the system, so RSS follows the
+/// history down and not only up.
+async fn sweep_history(hub: crate::hub::WeakHub) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(hub) = hub.upgrade() else { return };
+        if hub.sweep_history() >= 1 << 20 {
+            release_free_memory();
+        }
+    }
+}
+
+/// Returns the allocator's free pages to the system (glibc's `malloc_trim`): freed messages
+/// otherwise stay in the process's heap arenas, reusable but counted in RSS.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists; it takes no pointer.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
@@ -164,6 +192,11 @@ async fn metrics(State(server): State<Server>) -> Response {
         cluster_clients,
         uptime: hub.uptime(),
         refused: hub.refusals().counts(),
+        history: hub.history().map(|h| crate::metrics::HistoryGauges {
+            bytes: h.bytes(),
+            channels: h.len(),
+            evictions: h.evictions(),
+        }),
     });
     (
         [(

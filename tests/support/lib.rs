@@ -217,7 +217,11 @@ impl Serve {
         let mut child = Command::new(bin("wsp"))
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
-            .env("RUST_LOG", "warn")
+            // WSP_TEST_LOG (e.g. `wsp=trace`) shows the server's log, for soak runs.
+            .env(
+                "RUST_LOG",
+                std::env::var("WSP_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

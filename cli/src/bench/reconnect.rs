@@ -211,14 +211,17 @@ async fn connection(ws: Ws, c: Ctx<'_>, phase: &mut watch::Receiver<Phase>) -> E
                 }
                 let Message::Binary(b) = &m else { continue };
                 let Ok(msg) = SendMsg::decode(b.as_ref()) else { continue };
-                if msg.cmd == 1001 && msg.local_id == JOIN_ID {
+                // Replies only from the server: another client's frame carries its id.
+                if msg.cmd == 1001 && msg.local_id == JOIN_ID && msg.from_client_id.is_empty() {
                     joined(&msg, c.seen, c.stats, c.reconnecting);
                     continue;
                 }
                 if let Incoming::Message(h) = c.codec.recognize(&m) {
                     let track = c.tracks.entry(h.publisher).or_default();
                     c.stats.borrow_mut().delivery(track, h, now_ns(), wire);
-                    for p in positions_of(&msg).into_iter().flatten() {
+                    // Positions of channel pushes only (a unicast carries its sender's).
+                    let pushed = msg.to_client_id.is_empty();
+                    for p in positions_of(&msg).into_iter().flatten().filter(|_| pushed) {
                         let newer = match c.seen.as_ref() {
                             Some(s) => s.epoch != p.epoch || p.offset > s.offset,
                             None => true,

@@ -269,6 +269,10 @@ impl App {
 
     /// Updates what we know from welcome frames and join/leave replies.
     fn learn(&mut self, r: &FrameRecord) {
+        if r.summary.from.is_some() {
+            // Another client's frame, whatever its `cmd`: not the server's welcome or reply.
+            return;
+        }
         let (cmd, status) = (r.summary.cmd.as_deref(), r.summary.status.unwrap_or(0));
         let data = reply_data(r);
         match cmd {

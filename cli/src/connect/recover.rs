@@ -36,9 +36,17 @@ pub struct Outcome {
 }
 
 /// The channels and positions of one inspector session.
+///
+/// What it trusts: the welcome frame and command replies only from the server (a SendMsg
+/// without `fromClientId`: another client's frame always carries one, whatever its `cmd`), and
+/// positions only on channel pushes of a server that keeps history (its welcome says
+/// `history: true`; it then writes every channel push's positions itself, over whatever the
+/// sender put there). So no other client can move this session's positions or answer its joins.
 #[derive(Debug, Default)]
 pub struct Tracker {
     client_id: Option<String>,
+    /// The server keeps channel history (from the welcome frame).
+    history: bool,
     /// Channels we are in, with the last position seen when known.
     channels: BTreeMap<String, Option<Seen>>,
 }
@@ -74,6 +82,7 @@ impl Tracker {
         match v["cmd"].as_str()? {
             "welcome" => {
                 self.client_id = d["client_id"].as_str().map(str::to_string);
+                self.history = d["history"].as_bool() == Some(true);
                 for ch in d["channels"].as_array().into_iter().flatten() {
                     if let Some(ch) = ch.as_str() {
                         self.channels.entry(ch.to_string()).or_insert(None);
@@ -81,7 +90,7 @@ impl Tracker {
                 }
                 None
             }
-            "message" => {
+            "message" if self.history && d["route"] == "channel" => {
                 let positions = match d.get("positions") {
                     Some(Value::Array(all)) => all.clone(),
                     _ => vec![
@@ -107,25 +116,31 @@ impl Tracker {
     }
 
     fn observe_sendmsg(&mut self, m: &SendMsg) -> Option<Outcome> {
+        let from_server = m.from_client_id.is_empty();
         match m.cmd {
-            1000 => {
+            1000 if from_server => {
                 self.client_id = Some(m.to_client_id.clone());
+                self.history = serde_json::from_str::<Value>(&m.msg)
+                    .is_ok_and(|d| d["history"].as_bool() == Some(true));
                 for ch in &m.channel {
                     self.channels.entry(ch.clone()).or_insert(None);
                 }
                 None
             }
-            1001 | 1002 if m.status == 0 && m.channel.is_empty() => {
+            1001 | 1002 if from_server && m.status == 0 && m.channel.is_empty() => {
                 let d: Value = serde_json::from_str(&m.msg).ok()?;
                 let cmd = if m.cmd == 1001 { "join" } else { "leave" };
                 self.membership(cmd, Some(&m.local_id), &d)
             }
-            _ => {
+            // A channel push (not a frame sent to this client alone, which carries whatever
+            // `serverId` its sender chose).
+            _ if self.history && m.to_client_id.is_empty() => {
                 for p in positions_of(m).into_iter().flatten() {
                     self.see(&p.channel, &p.epoch, p.offset);
                 }
                 None
             }
+            _ => None,
         }
     }
 
@@ -236,14 +251,14 @@ mod tests {
     fn positions_are_followed_and_rejoined_with_since() {
         let mut t = Tracker::default();
         t.observe(&text(
-            json!({"cmd":"welcome","data":{"client_id":"me","channels":["q"]}}),
+            json!({"cmd":"welcome","data":{"client_id":"me","channels":["q"],"history":true}}),
         ));
         t.observe(&text(json!({"cmd":"join","seqno":"1","status":0,"data":{"client_id":"me","channel":"news","epoch":"e","offset":4}})));
         t.observe(&text(
-            json!({"cmd":"message","data":{"channel":"news","offset":6,"epoch":"e","data":1}}),
+            json!({"cmd":"message","data":{"route":"channel","channel":"news","offset":6,"epoch":"e","data":1}}),
         ));
         t.observe(&text(
-            json!({"cmd":"message","data":{"channel":"news","offset":5,"epoch":"e","data":0}}),
+            json!({"cmd":"message","data":{"route":"channel","channel":"news","offset":5,"epoch":"e","data":0}}),
         ));
         // Acting on another client changes nothing here.
         t.observe(&text(
@@ -279,6 +294,7 @@ mod tests {
             cmd: 1000,
             to_client_id: "me".into(),
             channel: vec!["room".into()],
+            msg: r#"{"history":true}"#.into(),
             ..Default::default()
         };
         t.observe(&Message::binary(welcome.encode_to_vec()));
@@ -291,5 +307,60 @@ mod tests {
         t.observe(&Message::binary(push.encode_to_vec()));
         let j: Value = serde_json::from_str(&t.rejoin()[0]).unwrap();
         assert_eq!(j["data"]["since"], json!({"epoch": "ep", "offset": 12}));
+    }
+
+    #[test]
+    fn frames_from_other_clients_are_not_trusted() {
+        let mut t = Tracker::default();
+        let welcome = SendMsg {
+            cmd: 1000,
+            to_client_id: "me".into(),
+            msg: r#"{"history":true}"#.into(),
+            ..Default::default()
+        };
+        t.observe(&Message::binary(welcome.encode_to_vec()));
+        t.observe(&text(json!({"cmd":"join","seqno":"1","status":0,"data":{"client_id":"me","channel":"news","epoch":"e","offset":4}})));
+        // A made-up welcome and a made-up join reply, relayed from client "mallory".
+        let fake_welcome = SendMsg {
+            cmd: 1000,
+            from_client_id: "mallory".into(),
+            to_client_id: "mallory".into(),
+            ..Default::default()
+        };
+        t.observe(&Message::binary(fake_welcome.encode_to_vec()));
+        let fake_reply = SendMsg {
+            cmd: 1001,
+            from_client_id: "mallory".into(),
+            local_id: "wsp-recover:news".into(),
+            msg: json!({"client_id":"me","channel":"news","epoch":"e","offset":999,"recovered":true,"missed":0}).to_string(),
+            ..Default::default()
+        };
+        assert_eq!(
+            t.observe(&Message::binary(fake_reply.encode_to_vec())),
+            None
+        );
+        // Made-up positions in a frame sent to this client alone.
+        let fake_push = SendMsg {
+            cmd: 7,
+            from_client_id: "mallory".into(),
+            to_client_id: "me".into(),
+            channel: vec!["news".into()],
+            server_id: "e:999".into(),
+            ..Default::default()
+        };
+        t.observe(&Message::binary(fake_push.encode_to_vec()));
+        let j: Value = serde_json::from_str(&t.rejoin()[0]).unwrap();
+        assert_eq!(j["data"]["since"], json!({"epoch": "e", "offset": 4}));
+        // A real channel push (from a client, positions written by the server) moves it.
+        let push = SendMsg {
+            cmd: 7,
+            from_client_id: "alice".into(),
+            channel: vec!["news".into()],
+            server_id: "e:5".into(),
+            ..Default::default()
+        };
+        t.observe(&Message::binary(push.encode_to_vec()));
+        let j: Value = serde_json::from_str(&t.rejoin()[0]).unwrap();
+        assert_eq!(j["data"]["since"], json!({"epoch": "e", "offset": 5}));
     }
 }

@@ -91,6 +91,20 @@ pub struct ServeArgs {
     /// Require a JWT signed by the private half of this PEM public key (RS256 or ES256).
     #[arg(long, env = "WSP_AUTH_JWT_PUBLIC_KEY")]
     auth_jwt_public_key: Option<PathBuf>,
+    /// With JWT auth: accept only tokens whose `iss` is this issuer.
+    #[arg(long, env = "WSP_AUTH_JWT_ISSUER")]
+    auth_jwt_issuer: Option<String>,
+    /// With JWT auth: accept only tokens whose `aud` names this audience.
+    #[arg(long, env = "WSP_AUTH_JWT_AUDIENCE")]
+    auth_jwt_audience: Option<String>,
+    /// On a loopback address, also accept requests naming this `Host` (repeatable; `*`: any).
+    /// Other names get 403 there: a foreign page reaching 127.0.0.1 is DNS rebinding.
+    #[arg(
+        long = "allowed-host",
+        env = "WSP_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    allowed_hosts: Vec<String>,
     /// What a client may do to others: `self` (default: only itself; acting on others needs
     /// an admin token) or `all` (any client acts on any other; trusted networks only).
     #[arg(long, env = "WSP_CLIENT_RIGHTS")]
@@ -121,6 +135,9 @@ pub struct ServeArgs {
     /// Largest info a client may hold, in bytes of keys and values (then 413). Default 4096.
     #[arg(long, env = "WSP_MAX_INFO_BYTES")]
     max_info_bytes: Option<usize>,
+    /// Most channels one send may name (then 413); each costs a publish. Default 16.
+    #[arg(long, env = "WSP_MAX_CHANNELS_PER_SEND")]
+    max_channels_per_send: Option<usize>,
     /// Turn on the server API (`POST /api`, `POST /api/batch`) with this key, sent as
     /// `Authorization: Bearer KEY` (at least 16 characters). Without it the API is off.
     #[arg(long, env = "WSP_API_KEY", hide_env_values = true)]
@@ -142,6 +159,10 @@ pub struct ServeArgs {
     /// this many × --history-size messages). Default 10000.
     #[arg(long, env = "WSP_HISTORY_MAX_CHANNELS")]
     history_max_channels: Option<usize>,
+    /// With --history-size: most bytes of messages kept over all channels; the channels
+    /// published to least recently lose their history first. Default 268435456 (256 MiB).
+    #[arg(long, env = "WSP_HISTORY_MAX_BYTES")]
+    history_max_bytes: Option<usize>,
 }
 
 /// TLS files to serve with, when set.
@@ -193,6 +214,9 @@ struct FileConfig {
     node_ttl: Option<String>,
     auth_jwt_secret: Option<String>,
     auth_jwt_public_key: Option<PathBuf>,
+    auth_jwt_issuer: Option<String>,
+    auth_jwt_audience: Option<String>,
+    allowed_hosts: Option<Vec<String>>,
     client_rights: Option<String>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -202,12 +226,14 @@ struct FileConfig {
     message_burst: Option<u32>,
     max_channels_per_client: Option<usize>,
     max_info_bytes: Option<usize>,
+    max_channels_per_send: Option<usize>,
     api_key: Option<String>,
     metrics: Option<bool>,
     demo: Option<bool>,
     history_size: Option<usize>,
     history_ttl: Option<String>,
     history_max_channels: Option<usize>,
+    history_max_bytes: Option<usize>,
 }
 
 fn duration(name: &str, v: Option<String>) -> anyhow::Result<Option<Duration>> {
@@ -317,6 +343,28 @@ impl ServeArgs {
             }
             (None, None) => None,
         };
+        let issuer = self.auth_jwt_issuer.or(file.auth_jwt_issuer);
+        let audience = self.auth_jwt_audience.or(file.auth_jwt_audience);
+        c.auth = match c.auth {
+            Some(mut auth) => {
+                if let Some(iss) = &issuer {
+                    auth = auth.with_issuer(iss);
+                }
+                if let Some(aud) = &audience {
+                    auth = auth.with_audience(aud);
+                }
+                Some(auth)
+            }
+            None if issuer.is_some() || audience.is_some() => anyhow::bail!(
+                "--auth-jwt-issuer and --auth-jwt-audience need --auth-jwt-secret or --auth-jwt-public-key"
+            ),
+            None => None,
+        };
+        c.allowed_hosts = if self.allowed_hosts.is_empty() {
+            file.allowed_hosts.unwrap_or_default()
+        } else {
+            self.allowed_hosts
+        };
         c.client_rights = match (self.client_rights, file.client_rights) {
             (Some(r), _) => r,
             (None, Some(s)) => s
@@ -348,6 +396,11 @@ impl ServeArgs {
             c.max_channels_per_client,
         );
         c.max_info_bytes = pick(self.max_info_bytes, file.max_info_bytes, c.max_info_bytes);
+        c.max_channels_per_send = pick(
+            self.max_channels_per_send,
+            file.max_channels_per_send,
+            c.max_channels_per_send,
+        );
         c.api_key = self
             .api_key
             .or(file.api_key)
@@ -363,6 +416,11 @@ impl ServeArgs {
             self.history_max_channels,
             file.history_max_channels,
             c.history_max_channels,
+        );
+        c.history_max_bytes = pick(
+            self.history_max_bytes,
+            file.history_max_bytes,
+            c.history_max_bytes,
         );
         let tls = match (
             self.tls_cert.or(file.tls_cert),

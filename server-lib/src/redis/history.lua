@@ -31,7 +31,9 @@ local function meta(ch, create, meta_ttl)
 end
 
 -- Kept messages of a stream from `first` (an XRANGE bound) on, at most `count`, younger than
--- `ttl` ms, oldest first.
+-- `ttl` ms, oldest first. An entry holds its message (`m`), or for a send to several channels
+-- the id of the one copy they share (`r`: the key "<p>:hb:<id>"); a shared copy that expired
+-- is a gap, as a trimmed entry is.
 local function kept(ch, first, last, count, ttl, reverse)
   local sk = p .. ':h:' .. ch
   local entries
@@ -45,7 +47,9 @@ local function kept(ch, first, last, count, ttl, reverse)
   for _, e in ipairs(entries) do
     local f, ts, m = e[2], nil, nil
     for j = 1, #f, 2 do
-      if f[j] == 't' then ts = tonumber(f[j + 1]) elseif f[j] == 'm' then m = f[j + 1] end
+      if f[j] == 't' then ts = tonumber(f[j + 1])
+      elseif f[j] == 'm' then m = f[j + 1]
+      elseif f[j] == 'r' then m = redis.call('GET', p .. ':hb:' .. f[j + 1]) end
     end
     if ts and m and now - ts <= ttl then out[#out + 1] = m end
   end
@@ -58,12 +62,16 @@ local function kept(ch, first, last, count, ttl, reverse)
 end
 
 if op == 'publish' then
-  -- publish(size, ttl_ms, meta_ttl_ms, 'PUBLISH'|'SPUBLISH', topic_prefix, envelope, ch...):
-  -- the positions, as JSON.
+  -- publish(size, ttl_ms, meta_ttl_ms, 'PUBLISH'|'SPUBLISH', topic_prefix, all_topic, envelope,
+  -- ch...): the positions, as JSON. The message goes out once, whatever the number of
+  -- channels: to the channel's topic for one channel, to `all_topic` (which every node
+  -- follows) for several; and it is stored once: in the stream for one channel, as one shared
+  -- copy that each channel's stream entry names for several. So what Redis takes in is linear
+  -- in the send's size.
   local size, ttl, mttl = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-  local cmd, tp, env = ARGV[5], ARGV[6], ARGV[7]
+  local cmd, tp, all, env = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
   local chans = {}
-  for i = 8, #ARGV do chans[#chans + 1] = ARGV[i] end
+  for i = 9, #ARGV do chans[#chans + 1] = ARGV[i] end
   local pos = {}
   for i, ch in ipairs(chans) do
     local epoch = meta(ch, true, mttl)
@@ -71,14 +79,21 @@ if op == 'publish' then
     pos[i] = { channel = ch, offset = top, epoch = epoch }
   end
   local now = now_ms()
-  for i, ch in ipairs(chans) do
-    local stamp = { positions = pos, time = now }
-    if #chans > 1 then stamp.index = i - 1 end
-    local msg = 'H' .. cjson.encode(stamp) .. '\n' .. env
-    local sk = p .. ':h:' .. ch
-    redis.call('XADD', sk, 'MAXLEN', size, pos[i].offset .. '-1', 't', now, 'm', msg)
+  local msg = 'H' .. cjson.encode({ positions = pos, time = now }) .. '\n' .. env
+  if #chans == 1 then
+    local sk = p .. ':h:' .. chans[1]
+    redis.call('XADD', sk, 'MAXLEN', size, pos[1].offset .. '-1', 't', now, 'm', msg)
     redis.call('PEXPIRE', sk, ttl)
-    redis.call(cmd, tp .. ch, msg)
+    redis.call(cmd, tp .. chans[1], msg)
+  else
+    local id = redis.call('INCR', p .. ':hbodies')
+    redis.call('SET', p .. ':hb:' .. id, msg, 'PX', ttl)
+    for i, ch in ipairs(chans) do
+      local sk = p .. ':h:' .. ch
+      redis.call('XADD', sk, 'MAXLEN', size, pos[i].offset .. '-1', 't', now, 'r', id)
+      redis.call('PEXPIRE', sk, ttl)
+    end
+    redis.call(cmd, all, msg)
   end
   return cjson.encode(pos)
 elseif op == 'read' then

@@ -110,9 +110,10 @@ pub struct RedisCluster {
     /// Key prefix with the hash tag: `{wsp}`.
     k: String,
     hub: OnceLock<WeakHub>,
-    /// Broadcast topics this node is subscribed to; a tokio Mutex because (un)subscribing
-    /// awaits Redis and must not interleave for one channel.
-    topics: tokio::sync::Mutex<HashSet<String>>,
+    /// Broadcast topics this node is subscribed to (read by the pub/sub loop without waiting).
+    topics: std::sync::Mutex<HashSet<String>>,
+    /// Held while (un)subscribing: that awaits Redis and must not interleave for one channel.
+    subscribing: tokio::sync::Mutex<()>,
 }
 
 /// How long a channel's epoch and newest offset outlive its last message in Redis, so a quiet
@@ -163,7 +164,8 @@ impl RedisCluster {
             history: OnceLock::new(),
             k,
             hub: OnceLock::new(),
-            topics: tokio::sync::Mutex::new(HashSet::new()),
+            topics: std::sync::Mutex::new(HashSet::new()),
+            subscribing: tokio::sync::Mutex::new(()),
             cfg,
         }))
     }
@@ -181,6 +183,9 @@ impl RedisCluster {
         self.sub.manage_subscriptions();
         self.subscribe(&self.node_topic(&self.node)).await?;
         self.subscribe(&self.all_topic()).await?;
+        if self.limits().is_some() {
+            self.subscribe(&self.history_all_topic()).await?;
+        }
         tokio::spawn(self.clone().receive());
         tokio::spawn(self.clone().liveness());
         let me = self.clone();
@@ -248,6 +253,11 @@ impl RedisCluster {
         format!("{}:all", self.cfg.prefix)
     }
 
+    /// With history, where a send to several channels is published, once, by the script.
+    fn history_all_topic(&self) -> String {
+        format!("{}:hall", self.k)
+    }
+
     fn channel_topic(&self, channel: &str) -> String {
         format!("{}{channel}", self.channel_topic_prefix())
     }
@@ -312,13 +322,13 @@ impl RedisCluster {
     /// that a Redis restart may have made stale.
     async fn follow_channel(&self, channel: &str, confirm: bool) -> crate::Result<()> {
         let topic = self.channel_topic(channel);
-        let mut topics = self.topics.lock().await;
-        if topics.contains(&topic) && !confirm {
+        let _serial = self.subscribing.lock().await;
+        if self.topics().contains(&topic) && !confirm {
             return Ok(());
         }
         match self.subscribe(&topic).await {
             Ok(()) => {
-                topics.insert(topic);
+                self.topics().insert(topic);
                 Ok(())
             }
             Err(e) => {
@@ -332,12 +342,21 @@ impl RedisCluster {
     async fn unfollow_channel(&self, channel: &str) {
         let Some(hub) = self.hub() else { return };
         let topic = self.channel_topic(channel);
-        let mut topics = self.topics.lock().await;
-        if hub.registry().channel_len(channel) == 0 && topics.remove(&topic) {
+        let _serial = self.subscribing.lock().await;
+        if hub.registry().channel_len(channel) == 0 && self.topics().remove(&topic) {
             if let Err(e) = self.unsubscribe(&topic).await {
                 tracing::warn!(error = %e, channel, "could not unsubscribe from the channel's topic");
             }
         }
+    }
+
+    fn topics(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.topics.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// This node follows the channel (it is subscribed to its topic).
+    fn follows(&self, channel: &str) -> bool {
+        self.topics().contains(&self.channel_topic(channel))
     }
 
     async fn heartbeat(&self) -> crate::Result<()> {
@@ -415,7 +434,10 @@ impl RedisCluster {
         // to every topic this node follows (subscribing twice is harmless; a topic left during
         // the outage may still be listed, and is dropped when its channel's members leave).
         let mut again: Vec<String> = vec![self.node_topic(&self.node), self.all_topic()];
-        again.extend(self.topics.lock().await.iter().cloned());
+        if self.limits().is_some() {
+            again.push(self.history_all_topic());
+        }
+        again.extend(self.topics().iter().cloned());
         for topic in again {
             if let Err(e) = self.subscribe(&topic).await {
                 tracing::warn!(error = %e, %topic, "rebuild: cannot subscribe");
@@ -487,7 +509,9 @@ impl RedisCluster {
                 (&decoded.stamp, &decoded.header.route, decoded.publication())
             {
                 // A positioned channel message: every node, the sender too, delivers it here.
-                hub.deliver_positioned(chs, stamp.index, &stamp.positions, stamp.time, &p);
+                hub.deliver_positioned(chs, stamp.index, &stamp.positions, stamp.time, &p, |ch| {
+                    self.follows(ch)
+                });
                 continue;
             }
             let envelope::Decoded {
@@ -552,6 +576,7 @@ impl RedisCluster {
             }
             .into(),
             self.channel_topic_prefix().into(),
+            self.history_all_topic().into(),
             Value::Bytes(env),
         ];
         args.extend(channels.iter().map(|c| Value::from(c.as_str())));
@@ -584,8 +609,13 @@ impl RedisCluster {
             let (Some(stamp), Some(p)) = (&d.stamp, d.publication()) else {
                 continue;
             };
-            let i = stamp.index.unwrap_or(0);
-            let Some(pos) = stamp.positions.get(i).filter(|p| p.channel == channel) else {
+            // Older nodes stored one copy per channel with its index; a shared copy is found by
+            // the channel's name.
+            let pos = match stamp.index {
+                Some(i) => stamp.positions.get(i).filter(|p| p.channel == channel),
+                None => stamp.positions.iter().find(|p| p.channel == channel),
+            };
+            let Some(pos) = pos else {
                 continue;
             };
             entries.push((pos.offset, stamp.time, p.frame(&stamp.positions)));
@@ -655,14 +685,18 @@ impl RedisCluster {
                 Ok(local + remote)
             }
             Route::Channels(chs) => {
-                for (i, ch) in chs.iter().enumerate() {
-                    let index = (chs.len() > 1).then_some(i);
-                    self.publish_to(
-                        &self.channel_topic(ch),
-                        envelope::delivery(&self.node, route.clone(), index, &delivery),
-                    )
-                    .await?;
-                }
+                // One channel: its topic, which reaches only the nodes with members. Several:
+                // once, to every node (each delivers to its members of any of them, each
+                // once), never one copy per channel.
+                let topic = match chs.as_slice() {
+                    [one] => self.channel_topic(one),
+                    _ => self.all_topic(),
+                };
+                self.publish_to(
+                    &topic,
+                    envelope::delivery(&self.node, route.clone(), None, &delivery),
+                )
+                .await?;
                 self.channel_audience(chs, local).await
             }
             Route::All => {
@@ -941,6 +975,33 @@ impl Cluster for RedisCluster {
                     .collect();
                 (f.epoch, f.top, entries)
             })))
+        })
+    }
+
+    fn footprint(
+        &self,
+        client_id: &str,
+        channel: Option<&str>,
+    ) -> BoxFuture<'_, crate::Result<Option<crate::cluster::Footprint>>> {
+        let (id, ch) = (client_id.to_string(), channel.unwrap_or("").to_string());
+        Box::pin(async move {
+            let v: Value = self.op(&["footprint", &id, &ch]).await?;
+            let Value::Array(parts) = v else {
+                return Ok(None);
+            };
+            let mut it = parts.into_iter();
+            let channels: u64 = it.next().and_then(|v| v.convert().ok()).unwrap_or(0);
+            let member: u64 = it.next().and_then(|v| v.convert().ok()).unwrap_or(0);
+            let flat: Vec<String> = it.next().and_then(|v| v.convert().ok()).unwrap_or_default();
+            let info = flat
+                .chunks(2)
+                .filter_map(|kv| Some((kv.first()?.clone(), kv.get(1)?.clone())))
+                .collect();
+            Ok(Some(crate::cluster::Footprint {
+                channels: channels as usize,
+                member: member == 1,
+                info,
+            }))
         })
     }
 

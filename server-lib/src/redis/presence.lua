@@ -77,6 +77,14 @@ elseif op == 'info' then
   redis.call('DEL', p .. ':info:' .. id)
   for i = 3, #ARGV, 2 do redis.call('HSET', p .. ':info:' .. id, ARGV[i], ARGV[i + 1]) end
   return 1
+elseif op == 'footprint' then
+  -- footprint(id, ch or ''): nil when the id is not online, else {channels it is in, 1 when it
+  -- is in ch, its info as a flat list}: what a node checks before sending a change there.
+  local id, ch = ARGV[2], ARGV[3]
+  if redis.call('HEXISTS', KEYS[1], id) == 0 then return false end
+  local member = 0
+  if ch ~= '' then member = redis.call('SISMEMBER', p .. ':cch:' .. id, ch) end
+  return { redis.call('SCARD', p .. ':cch:' .. id), member, redis.call('HGETALL', p .. ':info:' .. id) }
 elseif op == 'reap' then
   -- reap(node): removes every client of a dead node; returns how many.
   local node = ARGV[2]
