@@ -209,7 +209,7 @@ async fn http_level_abuse_is_cut_off() {
     let slow: Vec<StdTcp> = (0..200)
         .map(|_| {
             let mut t = raw(&s);
-            t.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            t.write_all(b"GET /ws HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
                 .unwrap();
             t
         })
@@ -254,7 +254,7 @@ async fn http_level_abuse_is_cut_off() {
     let before = usage(&s);
     let mut t = raw(&s);
     let big = "x".repeat(64 * 1024);
-    let _ = write!(t, "GET /ws HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n");
+    let _ = write!(t, "GET /ws HTTP/1.1\r\nHost: localhost\r\nX-Big: {big}\r\n\r\n");
     let during = usage(&s);
     let answer = String::from_utf8_lossy(&drain(&t)).to_string();
     assert!(answer.starts_with("HTTP/1.1 431"), "{answer:.80}");
@@ -286,7 +286,7 @@ async fn http_level_abuse_is_cut_off() {
     let mut t = raw(&s);
     write!(
         t,
-        "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        "GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
     )
     .unwrap();
