@@ -46,6 +46,37 @@ pub struct Redis {
 }
 
 impl Redis {
+    /// `INFO` fields of this server (`section`: `stats`, `memory`...), by name.
+    pub fn info(&self, section: &str) -> std::collections::HashMap<String, String> {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "info", section])
+            .output()
+            .expect("redis-cli (package redis-tools)");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.trim().split_once(':'))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// One number of `INFO section`.
+    pub fn stat(&self, section: &str, field: &str) -> u64 {
+        self.info(section)
+            .get(field)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in INFO {section}"))
+    }
+
+    /// Runs a command with `redis-cli`; its output.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
     /// Starts `redis-server` (from PATH; `scripts/setup` installs it) and waits until it answers.
     pub fn start() -> Redis {
         Self::start_on(free_port())
@@ -275,6 +306,36 @@ impl Serve {
             .status()
             .expect("kill");
         assert!(status.success());
+    }
+
+    /// The server process's open files and resident memory (KB), from `/proc`.
+    pub fn usage(&self) -> (usize, u64) {
+        let pid = self.child.id();
+        let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let rss_kb = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        (fds, rss_kb)
+    }
+
+    /// The server process's CPU time so far (user + system), from `/proc/PID/stat`.
+    pub fn cpu(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+            .unwrap_or_default();
+        // Fields after the command name (which may hold spaces) : utime is the 14th field.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let f: Vec<u64> = rest
+            .split_whitespace()
+            .map(|x| x.parse().unwrap_or(0))
+            .collect();
+        let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+        Duration::from_millis(ticks * 10)
     }
 
     /// `GET /healthz` as JSON.

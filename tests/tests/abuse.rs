@@ -13,18 +13,7 @@ use wsp_tests::{Client, Serve};
 
 /// Open file descriptors and resident memory of the server process.
 fn usage(s: &Serve) -> (usize, u64) {
-    let pid = s.child.id();
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| d.count())
-        .unwrap_or(0);
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss_kb = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    (fds, rss_kb)
+    s.usage()
 }
 
 /// Waits (at most 15 s) for the server's fds to come back to `base` + `slack`, and checks its
