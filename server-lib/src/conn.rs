@@ -118,8 +118,7 @@ pub(crate) async fn run(mut ws: Socket, hub: Hub, app: Arc<App>, client: ClientH
                             Verdict::Pass => m.message,
                             Verdict::Warn => {
                                 hub.refusals().note(cause::RATE, &id);
-                                let text = matches!(m.message, Message::Text(_));
-                                client.send(rate_limited(text, cfg));
+                                client.send(rate_limited(&m.message, client.id(), cfg));
                                 continue;
                             }
                             Verdict::Drop => continue,
@@ -256,14 +255,31 @@ fn expired(hub: &Hub, id: &str) -> Close {
     )
 }
 
-/// The error a client gets (once per episode) for a frame over its rate limit: JSON when
-/// that frame was text, the SendMsg error form otherwise.
-fn rate_limited(text: bool, cfg: &crate::ServerConfig) -> Frame {
+/// The error a client gets (once per episode) for a frame over its rate limit, in the dropped
+/// request's form and with its `seqno` / `localId` when it has one, so a client waiting for
+/// that reply gets this instead of nothing: JSON for text, SendMsg for binary.
+fn rate_limited(dropped: &Message, client_id: &str, cfg: &crate::ServerConfig) -> Frame {
     let msg = format!(
         "rate limit: at most {} frames/s (burst {}); frames are being dropped, and the connection closes (1008) if this goes on",
         cfg.max_messages_per_sec, cfg.message_burst
     );
-    if text {
+    let request = match dropped {
+        Message::Text(t) => serde_json::from_str::<JsonRequest>(t.as_str())
+            .ok()
+            .map(Command::from_json),
+        Message::Binary(b) => SendMsg::decode(b.as_ref())
+            .ok()
+            .and_then(|m| Command::from_sendmsg(m).ok()),
+        _ => None,
+    };
+    if let Some(cmd) = request {
+        return Reply::error(status::TOO_MANY, msg).encode(
+            &cmd.reply_to(),
+            client_id,
+            &cfg.server_id,
+        );
+    }
+    if matches!(dropped, Message::Text(_)) {
         return Frame::json(&JsonReply {
             cmd: String::new(),
             seqno: Value::String(String::new()),

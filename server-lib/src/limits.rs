@@ -169,35 +169,45 @@ pub struct Refusals(Mutex<HashMap<&'static str, Tally>>);
 impl Refusals {
     /// Counts one refusal of `cause` (one of [`cause`]) and logs it if due.
     pub fn note(&self, cause: &'static str, detail: &str) {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        match map.get_mut(cause) {
-            None => {
-                tracing::warn!(cause, detail, "refused (first of its kind; later ones are counted in /healthz `refused` and summarized once a minute)");
-                map.insert(
-                    cause,
-                    Tally {
-                        total: 1,
-                        since_log: 0,
-                        logged_at: now,
-                    },
-                );
-            }
-            Some(t) => {
-                t.total += 1;
-                t.since_log += 1;
-                if now.duration_since(t.logged_at) >= SUMMARY_EVERY {
-                    tracing::warn!(
+        // Decide under the lock, log after it: a slow log sink (a full stderr pipe) must never
+        // hold a lock that every refusing connection takes.
+        let report = {
+            let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            match map.get_mut(cause) {
+                None => {
+                    map.insert(
                         cause,
-                        count = t.since_log,
-                        total = t.total,
-                        last = detail,
-                        "refused again since the last report"
+                        Tally {
+                            total: 1,
+                            since_log: 0,
+                            logged_at: now,
+                        },
                     );
-                    t.since_log = 0;
-                    t.logged_at = now;
+                    Some(None)
+                }
+                Some(t) => {
+                    t.total += 1;
+                    t.since_log += 1;
+                    (now.duration_since(t.logged_at) >= SUMMARY_EVERY).then(|| {
+                        let counts = (t.since_log, t.total);
+                        t.since_log = 0;
+                        t.logged_at = now;
+                        Some(counts)
+                    })
                 }
             }
+        };
+        match report {
+            None => {}
+            Some(None) => tracing::warn!(cause, detail, "refused (first of its kind; later ones are counted in /healthz `refused` and summarized once a minute)"),
+            Some(Some((count, total))) => tracing::warn!(
+                cause,
+                count,
+                total,
+                last = detail,
+                "refused again since the last report"
+            ),
         }
     }
 

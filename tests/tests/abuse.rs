@@ -243,7 +243,10 @@ async fn http_level_abuse_is_cut_off() {
     let before = usage(&s);
     let mut t = raw(&s);
     let big = "x".repeat(64 * 1024);
-    let _ = write!(t, "GET /ws HTTP/1.1\r\nHost: localhost\r\nX-Big: {big}\r\n\r\n");
+    let _ = write!(
+        t,
+        "GET /ws HTTP/1.1\r\nHost: localhost\r\nX-Big: {big}\r\n\r\n"
+    );
     let during = usage(&s);
     let answer = String::from_utf8_lossy(&drain(&t)).to_string();
     assert!(answer.starts_with("HTTP/1.1 431"), "{answer:.80}");

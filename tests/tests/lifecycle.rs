@@ -61,14 +61,20 @@ async fn slow_reader_is_cut_off_and_others_get_everything() {
         fast
     });
     // Paced by the replies, so a reader that keeps up never has 64 frames waiting.
+    let mut slowest = Duration::ZERO;
     for i in 0..n {
+        let t = std::time::Instant::now();
         publisher
             .ok(
                 "send_to_channel",
                 json!({"channel": "feed", "data": {"i": i, "blob": blob}}),
             )
             .await;
+        slowest = slowest.max(t.elapsed());
     }
+    // The soak loop (scripts/soak) collects this line: a stall shows here long before it
+    // reaches the 10 s that fails the test.
+    eprintln!("soak: slowest send_to_channel reply {slowest:?}");
     let mut fast = tokio::time::timeout(Duration::from_secs(60), reader)
         .await
         .expect("fast reader starved")

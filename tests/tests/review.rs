@@ -66,7 +66,10 @@ async fn a_many_channel_send_is_refused_and_a_legal_one_reaches_redis_once() {
             )
             .await;
         assert_eq!(r["status"], 413, "{r}");
-        assert!(r["msg"].as_str().unwrap().contains("--max-channels-per-send"));
+        assert!(r["msg"]
+            .as_str()
+            .unwrap()
+            .contains("--max-channels-per-send"));
         let refused = redis_in(&redis) - before;
 
         // The biggest legal send: 16 channels with 100-byte names and 10 KB of data.
@@ -78,9 +81,10 @@ async fn a_many_channel_send_is_refused_and_a_legal_one_reaches_redis_once() {
             })
             .collect();
         let payload = "y".repeat(10_000);
-        let frame_len = json!({"cmd": "send_to_channel", "data": {"channel": names, "data": payload}})
-            .to_string()
-            .len() as u64;
+        let frame_len =
+            json!({"cmd": "send_to_channel", "data": {"channel": names, "data": payload}})
+                .to_string()
+                .len() as u64;
         let before = redis_in(&redis);
         let r = sender
             .ok(
@@ -109,12 +113,7 @@ async fn a_many_channel_send_is_refused_and_a_legal_one_reaches_redis_once() {
 
 #[tokio::test]
 async fn a_channel_named_many_times_counts_each_time_and_is_published_once() {
-    let s = Serve::start(&[
-        "--auth-jwt-secret",
-        SECRET,
-        "--max-messages-per-sec",
-        "0",
-    ]);
+    let s = Serve::start(&["--auth-jwt-secret", SECRET, "--max-messages-per-sec", "0"]);
     let t = token(json!({"sub": "u1", "exp": now() + 60, "channels": ["news"]}));
     let mut c = Client::json(&s.ws(&format!("token={t}&channel=news"))).await;
     let r = c
@@ -142,8 +141,14 @@ async fn channel_names_are_checked_on_every_path() {
     let mut c = Client::json(&s.ws("")).await;
     let long = "n".repeat(200);
     for (cmd, data) in [
-        ("send_to_channel", json!({"channel": [long.clone()], "data": 1})),
-        ("send_to_channel", json!({"channel": long.clone(), "data": 1})),
+        (
+            "send_to_channel",
+            json!({"channel": [long.clone()], "data": 1}),
+        ),
+        (
+            "send_to_channel",
+            json!({"channel": long.clone(), "data": 1}),
+        ),
         ("client_ids_by_channel", json!({"channel": long.clone()})),
         ("history", json!({"channel": long.clone()})),
     ] {
@@ -307,7 +312,10 @@ async fn generated_ids_are_unguessable_and_anonymous_clients_never_get_409() {
         assert!(ids.insert(c.id.clone()));
         assert!(squatters.iter().all(|q| q.id != c.id));
     }
-    eprintln!("review 4: ids carry 128 random bits ({}); 20 anonymous clients after 3 squatters: 0 × 409", mine.id);
+    eprintln!(
+        "review 4: ids carry 128 random bits ({}); 20 anonymous clients after 3 squatters: 0 × 409",
+        mine.id
+    );
 }
 
 // ---- 5. limits of a client on another node ----------------------------------------------------
@@ -323,7 +331,11 @@ async fn the_api_cannot_push_a_remote_client_past_its_limits() {
     let mut refused = 0;
     for i in 0..300 {
         let r = a
-            .api(KEY, "join", json!({"client_id": "victim", "channel": format!("ch{i}")}))
+            .api(
+                KEY,
+                "join",
+                json!({"client_id": "victim", "channel": format!("ch{i}")}),
+            )
             .await;
         match r["status"].as_i64() {
             Some(0) => joined += 1,
@@ -390,7 +402,12 @@ async fn exp_is_enforced_within_a_second_after_a_refresh() {
     let mut served_late = 0;
     let closed_at = loop {
         c.send_json(&json!({"cmd": "ping", "seqno": "p"})).await;
-        match tokio::time::timeout(Duration::from_secs(3), futures_util::StreamExt::next(&mut c.ws)).await {
+        match tokio::time::timeout(
+            Duration::from_secs(3),
+            futures_util::StreamExt::next(&mut c.ws),
+        )
+        .await
+        {
             Ok(Some(Ok(Message::Text(t)))) => {
                 let v: Value = serde_json::from_str(t.as_str()).unwrap();
                 if v["status"] == 0 && std::time::SystemTime::now() > exp_at {
@@ -426,11 +443,21 @@ async fn nbf_iss_and_aud_are_checked_at_the_handshake() {
     ]);
     let good = json!({"sub": "u1", "exp": now() + 60, "iss": "idp", "aud": "wsp"});
     Client::json(&s.ws(&format!("token={}", token(good.clone())))).await;
-    for (k, v) in [("nbf", json!(now() + 60)), ("iss", json!("other")), ("aud", json!("other"))] {
+    for (k, v) in [
+        ("nbf", json!(now() + 60)),
+        ("iss", json!("other")),
+        ("aud", json!("other")),
+    ] {
         let mut bad = good.clone();
         bad[k] = v;
-        let req = s.ws(&format!("token={}", token(bad))).into_client_request().unwrap();
-        let e = tokio_tungstenite::connect_async(req).await.err().expect("refused");
+        let req = s
+            .ws(&format!("token={}", token(bad)))
+            .into_client_request()
+            .unwrap();
+        let e = tokio_tungstenite::connect_async(req)
+            .await
+            .err()
+            .expect("refused");
         assert_eq!(refused_status(e), 401, "{k}");
     }
 }
@@ -454,7 +481,10 @@ async fn with_host(s: &Serve, host: &str) -> Result<(), u16> {
 async fn a_foreign_host_is_refused_on_a_loopback_server() {
     let s = Serve::start(&[]);
     let port = s.addr.rsplit(':').next().unwrap();
-    assert_eq!(with_host(&s, &format!("evil.example:{port}")).await, Err(403));
+    assert_eq!(
+        with_host(&s, &format!("evil.example:{port}")).await,
+        Err(403)
+    );
     assert_eq!(with_host(&s, &format!("localhost:{port}")).await, Ok(()));
     let (status, _) = s.get("/healthz").await;
     assert_eq!(status, 200);
@@ -462,6 +492,9 @@ async fn a_foreign_host_is_refused_on_a_loopback_server() {
     let open = Serve::start(&["--allowed-host", "app.test"]);
     let port = open.addr.rsplit(':').next().unwrap();
     assert_eq!(with_host(&open, &format!("app.test:{port}")).await, Ok(()));
-    assert_eq!(with_host(&open, &format!("evil.example:{port}")).await, Err(403));
+    assert_eq!(
+        with_host(&open, &format!("evil.example:{port}")).await,
+        Err(403)
+    );
     eprintln!("review 8: Host evil.example on 127.0.0.1 → 403 (was 101); nbf/iss/aud → 401");
 }
