@@ -38,7 +38,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a pool: WebSocket endpoint `/ws`, health check `/healthz`.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Measure broadcast latency and throughput (starts its own server without --url).
     Bench(bench::BenchCommand),
     /// Inspect a pool: a terminal UI that decodes SendMsg frames (JSON lines when piped).
@@ -57,7 +57,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve::main(args),
+        Command::Serve(args) => serve::main(*args),
         Command::Bench(args) => bench::command(args),
         Command::Connect(args) => connect::main(args),
         Command::Api(args) => api::main(args),

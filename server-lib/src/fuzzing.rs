@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::ws::{deflate, Role, WebSocket, WsConfig};
+use crate::transport::{deflate, Role, WebSocket, WsConfig};
 
 /// The message limit the entry points use.
 pub const MAX: usize = 64 * 1024;
@@ -35,8 +35,8 @@ pub fn frames(data: &[u8], compressed: bool) {
         match ws.poll_read(&mut cx) {
             Poll::Ready(Some(Ok(m))) => {
                 let len = match &m.message {
-                    crate::ws::Message::Text(t) => t.len(),
-                    crate::ws::Message::Binary(b) => b.len(),
+                    crate::transport::Message::Text(t) => t.len(),
+                    crate::transport::Message::Binary(b) => b.len(),
                     _ => 0,
                 };
                 assert!(
@@ -75,8 +75,8 @@ pub fn negotiate(offer: &str) {
 
 /// A text frame's JSON request: parsed or refused, never a panic.
 pub fn json_request(text: &[u8]) {
-    if let Ok(req) = serde_json::from_slice::<crate::protocol::JsonRequest>(text) {
-        let _ = crate::protocol::Command::from_json(req);
+    if let Ok(req) = serde_json::from_slice::<crate::wire::protocol::JsonRequest>(text) {
+        let _ = crate::wire::protocol::Command::from_json(req, &crate::commands::Table);
     }
 }
 
@@ -84,8 +84,8 @@ pub fn json_request(text: &[u8]) {
 pub fn sendmsg(bytes: &[u8]) {
     use wsp_proto::Message as _;
     if let Ok(m) = wsp_proto::SendMsg::decode(bytes) {
-        let addressed = crate::protocol::is_addressed(&m);
-        if let Ok(cmd) = crate::protocol::Command::from_sendmsg(m) {
+        let addressed = crate::wire::protocol::is_addressed(&m);
+        if let Ok(cmd) = crate::wire::protocol::Command::from_sendmsg(m, &crate::commands::Table) {
             let _ = (addressed, cmd.payload());
         }
     }

@@ -7,25 +7,28 @@
 //! gin hub; `docs/PROTOCOL.md` is the wire contract.
 //!
 //! ## Layout
-//! - [`config`]: [`ServerConfig`], every limit and timer with its default; [`SlowPolicy`].
-//! - [`hub`]: [`Hub`], the pool's API: send to a client/uid/channel/all, bind uids, join
-//!   channels, presence queries, info, close.
-//! - [`registry`]: the local registry behind the hub; lock-free fan-out over cached snapshots.
-//! - [`presence`]: [`Route`], [`Query`], [`Answer`], [`PresenceEvent`]: the vocabulary of the hub.
-//! - [`cluster`]: the [`Cluster`] trait, where a distributed backend plugs in; [`redis`]: the
-//!   Redis backend (presence in Redis, fan-out over pub/sub, node liveness).
-//! - [`app`]: [`App`]: command handlers, middleware, session values, connection callbacks.
-//! - [`protocol`]: command names and numbers, statuses, JSON and protobuf request/reply forms.
-//! - `commands`: the built-in commands; `conn`: one connection's task; `outbox`: its bounded
-//!   outbound queue.
-//! - [`server`]: [`Server`]: the `/ws` and `/healthz` endpoints and graceful shutdown;
-//!   [`api`]: the server API (`POST /api`); [`metrics`]: Prometheus `GET /metrics`; `demo`: the
-//!   browser page of `--demo`.
-//! - [`history`]: channel history and recovery on reconnect; [`publication`]: a channel
-//!   message before its offsets are known, [`Position`], [`Since`].
-//! - [`close`]: RFC 6455 close codes; [`frame`]: outbound frames, framed and compressed once
-//!   for every recipient; [`stream`]: [`MessageWriter`], one message written in parts.
-//! - [`ws`]: the WebSocket transport for both ends (frames, permessage-deflate, handshakes).
+//! Folders are layers, lowest first; a module imports only from its own layer and those below
+//! it, never from above, and no two modules import each other (`scripts/check-layers` fails
+//! on either; it runs in `scripts/test`).
+//!
+//! 1. `transport/`: the WebSocket protocol for both ends (frames, permessage-deflate,
+//!    handshakes), close codes, and [`Frame`], an outbound frame built once for every
+//!    recipient. Public as [`ws`] and [`close`].
+//! 2. `base/`: [`ServerConfig`] and every limit, authentication ([`auth`]), the record of
+//!    refusals ([`limits`]), [`metrics`] counters, [`tls`].
+//! 3. `wire/`: the protocol's shapes: [`protocol`] (statuses, JSON and SendMsg forms,
+//!    [`Command`], [`Reply`]) and [`publication`] (channel messages and their positions).
+//! 4. `pool/`: [`Hub`] (the pool's API), the local registry, [`ClientHandle`] and its bounded
+//!    outbox, [`history`], and the [`Cluster`] seam ([`cluster`]).
+//!    `redis/` sits beside it: the Redis backend ([`redis`]), which reaches the pool through
+//!    [`cluster::Local`] only.
+//! 5. `commands/`: the table of built-in commands (name, number, rights and handler, declared
+//!    once each), the rights check, and [`App`]: handlers, middleware, callbacks.
+//! 6. `server/`: [`Server`] (`/ws`, `/healthz`, `/metrics`), the accept loop, one connection's
+//!    task, the server API and the demo page.
+//!
+//! Optional backends are Cargo features, all on by default: `redis` (cluster mode), `jwt`
+//! (token authentication), `tls` (`wss://`), `metrics` (Prometheus `GET /metrics`).
 //!
 //! ## Example
 //! ```no_run
@@ -41,49 +44,92 @@
 //! ```
 #![deny(missing_docs)]
 
-pub mod api;
-pub mod app;
-pub mod auth;
-pub mod client;
-pub mod close;
-pub mod cluster;
+mod base;
 mod commands;
-pub mod config;
-mod conn;
-mod demo;
-pub mod error;
-pub mod frame;
+mod error;
+mod pool;
+mod server;
+mod transport;
+mod wire;
+
+#[cfg(feature = "redis")]
+pub mod redis;
+
 #[doc(hidden)]
 pub mod fuzzing;
-mod guard;
-pub mod history;
-pub mod hub;
-pub mod limits;
-mod listen;
-pub mod metrics;
-mod outbox;
-pub mod presence;
-pub mod protocol;
-pub mod publication;
-pub mod redis;
-pub mod registry;
-pub mod server;
-pub mod stream;
-pub mod tls;
-pub mod ws;
 
-pub use app::{App, Context, Next, Session};
-pub use client::ClientHandle;
-pub use close::Close;
-pub use cluster::Cluster;
-pub use config::{ClientRights, ServerConfig, SlowPolicy};
+/// The WebSocket transport, server and client side (`wsp connect` and `wsp bench` use the
+/// client side): [`WebSocket`](ws::WebSocket) over any byte stream, its configuration, the
+/// handshakes and permessage-deflate negotiation.
+pub mod ws {
+    pub use crate::transport::deflate::{self, Deflate, Params};
+    pub use crate::transport::handshake;
+    pub use crate::transport::read::Incoming;
+    pub use crate::transport::socket::{WebSocket, WsConfig};
+    pub use crate::transport::{Message, Role, WsError};
+}
+
+/// RFC 6455 close codes and [`Close`](close::Close).
+pub mod close {
+    pub use crate::transport::close::*;
+}
+
+/// The wire protocol's vocabulary (`docs/PROTOCOL.md`): statuses, request and reply forms,
+/// and the names and numbers of the built-in commands.
+pub mod protocol {
+    pub use crate::commands::{builtin_name, builtin_number, Builtin, BUILTINS};
+    pub use crate::wire::protocol::*;
+}
+
+/// Channel messages and their positions in the channels' history.
+pub mod publication {
+    pub use crate::wire::publication::*;
+}
+
+/// Authentication: JWT verification and the [`Grant`](auth::Grant) a connection carries.
+pub mod auth {
+    pub use crate::base::auth::*;
+}
+
+/// TLS with certificate reload.
+#[cfg(feature = "tls")]
+pub mod tls {
+    pub use crate::base::tls::Tls;
+}
+
+/// Prometheus metrics of a node.
+pub mod metrics {
+    pub use crate::base::metrics::{Gauges, HistoryGauges, Metrics};
+}
+
+/// Limits against abuse: the name rules and the record of refusals.
+pub mod limits {
+    pub use crate::base::limits::{cause, check_channel, check_id, Refusals, MAX_NAME_LEN};
+}
+
+/// Channel history kept on a node.
+pub mod history {
+    pub use crate::pool::history::{new_epoch, Entry, Fetched, History, Limits, Recovery};
+}
+
+/// The seam where a distributed backend plugs in.
+pub mod cluster {
+    pub use crate::pool::cluster::{Cluster, Footprint, Local};
+}
+
+pub use base::auth::ApiKey;
+pub use base::config::{ClientRights, ServerConfig, SlowPolicy};
+pub use commands::app::{App, Context, Next, Session};
 pub use error::{Error, Result};
-pub use frame::Frame;
-pub use hub::{Hub, WeakHub};
-pub use outbox::Pushed;
-pub use presence::{Answer, Delivery, Info, PresenceEvent, Query, Route};
-pub use protocol::{Command, Format, Reply, ReplyTo};
-pub use publication::{Position, Publication, Since};
-pub use registry::Registry;
+pub use pool::client::ClientHandle;
+pub use pool::cluster::Cluster;
+pub use pool::hub::{generate_id, Hub, WeakHub};
+pub use pool::outbox::Pushed;
+pub use pool::presence::{Answer, Delivery, Info, PresenceEvent, Query, Route};
+pub use pool::registry::Delivered;
+pub use pool::stream::MessageWriter;
 pub use server::Server;
-pub use stream::MessageWriter;
+pub use transport::close::Close;
+pub use transport::frame::{Frame, Kind};
+pub use wire::protocol::{Command, Format, Reply, ReplyTo};
+pub use wire::publication::{Position, Publication, Since};

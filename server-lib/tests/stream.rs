@@ -7,7 +7,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
-use wsp_server::frame::Kind;
+use wsp_server::Kind;
 use wsp_server::{App, Context, Frame, Hub, Reply, Server, ServerConfig};
 
 type Ws =

@@ -401,10 +401,7 @@ impl ServeArgs {
             file.max_channels_per_send,
             c.max_channels_per_send,
         );
-        c.api_key = self
-            .api_key
-            .or(file.api_key)
-            .map(wsp_server::api::ApiKey::new);
+        c.api_key = self.api_key.or(file.api_key).map(wsp_server::ApiKey::new);
         c.metrics = !self.no_metrics && file.metrics.unwrap_or(true);
         c.demo = self.demo || file.demo.unwrap_or(false);
         c.history_size = pick(self.history_size, file.history_size, c.history_size);

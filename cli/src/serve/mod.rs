@@ -65,7 +65,7 @@ pub fn main(args: ServeArgs) -> anyhow::Result<ExitCode> {
                     .await
                     .with_context(|| format!("joining the cluster at {url}: is redis-server running there?"))?;
                 let hub = Hub::with_cluster(cfg, cluster.clone());
-                cluster.start(&hub).await.context("registering this node in Redis")?;
+                cluster.start(hub.local()).await.context("registering this node in Redis")?;
                 tracing::info!(%url, "cluster mode: presence and fan-out through Redis");
                 hub
             }

@@ -10,10 +10,10 @@ use std::sync::Arc;
 
 use wsp_proto::{Message as _, SendMsg};
 
-use crate::close::Close;
-use crate::frame::{Frame, Kind};
-use crate::presence::{Delivery, PresenceEvent, Route};
-use crate::publication::{Position, Publication};
+use crate::pool::presence::{Delivery, PresenceEvent, Route};
+use crate::transport::close::Close;
+use crate::transport::frame::{Frame, Kind};
+use crate::wire::publication::{Position, Publication};
 
 /// What a message asks the receiving node to do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,0 +1,190 @@
+//! A client's bounded outbound queue.
+//!
+//! Every sender (a broadcast, a unicast, the client's own replies) pushes into the queue without
+//! waiting; the connection task drains it and writes the frames in one batch, flushing once.
+//! A push never blocks and never allocates beyond `capacity` frames: when the queue is full the
+//! configured [`SlowPolicy`] decides (drop the frame, or close the client with 1008).
+
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::task::Poll;
+
+use atomic_waker::AtomicWaker;
+
+use crate::base::config::SlowPolicy;
+use crate::pool::stream::StreamRx;
+use crate::transport::close::Close;
+use crate::transport::frame::Frame;
+
+/// One entry of the queue.
+pub(crate) enum Item {
+    /// A whole message.
+    Frame(Frame),
+    /// A message streamed in parts: the connection writes its parts, and nothing else, until it
+    /// ends.
+    Stream(StreamRx),
+}
+
+/// What became of a pushed frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    /// Queued for delivery.
+    Queued,
+    /// The queue was full and the policy is to drop: this frame is lost for this client.
+    Dropped,
+    /// The client is closing (or the queue was full and the policy is to close it).
+    Closed,
+}
+
+/// One batch handed to the connection task.
+pub(crate) enum Batch {
+    /// Frames to write, oldest first.
+    Frames,
+    /// Close the connection with this code and reason (after writing nothing more).
+    Close(Close),
+}
+
+#[derive(Default)]
+struct Inner {
+    frames: VecDeque<Item>,
+    close: Option<Close>,
+}
+
+/// Bounded multi-producer, single-consumer queue of frames for one client.
+pub(crate) struct Outbox {
+    // A std Mutex: critical sections are a push or a swap, never held across an await, and
+    // an idle client costs no allocation (an empty VecDeque allocates nothing).
+    inner: Mutex<Inner>,
+    waker: AtomicWaker,
+    capacity: usize,
+    policy: SlowPolicy,
+    dropped: AtomicU64,
+}
+
+impl Outbox {
+    pub(crate) fn new(capacity: usize, policy: SlowPolicy) -> Self {
+        Self {
+            inner: Mutex::new(Inner::default()),
+            waker: AtomicWaker::new(),
+            capacity,
+            policy,
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding this lock cannot leave the queue inconsistent (push/swap only).
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues an item without waiting.
+    pub(crate) fn push(&self, frame: Item) -> Pushed {
+        let result = {
+            let mut inner = self.lock();
+            if inner.close.is_some() {
+                return Pushed::Closed;
+            }
+            if inner.frames.len() < self.capacity {
+                inner.frames.push_back(frame);
+                Pushed::Queued
+            } else {
+                match self.policy {
+                    SlowPolicy::Drop => Pushed::Dropped,
+                    SlowPolicy::Close => {
+                        inner.frames.clear();
+                        inner.close = Some(Close::slow_consumer());
+                        Pushed::Closed
+                    }
+                }
+            }
+        };
+        match result {
+            Pushed::Dropped => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => self.waker.wake(),
+        }
+        result
+    }
+
+    /// Asks the connection to close; frames already queued are discarded. The first request wins.
+    pub(crate) fn close(&self, close: Close) {
+        {
+            let mut inner = self.lock();
+            if inner.close.is_none() {
+                inner.frames.clear();
+                inner.close = Some(close);
+            }
+        }
+        self.waker.wake();
+    }
+
+    /// Frames dropped for this client under [`SlowPolicy::Drop`].
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Waits until there is something to do, then moves every queued frame into `out`.
+    pub(crate) async fn next(&self, out: &mut VecDeque<Item>) -> Batch {
+        poll_fn(|cx| {
+            if let Some(batch) = self.take(out) {
+                return Poll::Ready(batch);
+            }
+            self.waker.register(cx.waker());
+            match self.take(out) {
+                Some(batch) => Poll::Ready(batch),
+                None => Poll::Pending,
+            }
+        })
+        .await
+    }
+
+    fn take(&self, out: &mut VecDeque<Item>) -> Option<Batch> {
+        let mut inner = self.lock();
+        if let Some(close) = &inner.close {
+            return Some(Batch::Close(close.clone()));
+        }
+        if inner.frames.is_empty() {
+            return None;
+        }
+        // Swap buffers: the queue keeps the (empty) spare allocation, the writer gets the frames.
+        std::mem::swap(&mut inner.frames, out);
+        Some(Batch::Frames)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Item {
+        Item::Frame(Frame::text(s))
+    }
+
+    #[tokio::test]
+    async fn full_queue_drops_under_drop_policy() {
+        let outbox = Outbox::new(2, SlowPolicy::Drop);
+        assert_eq!(outbox.push(t("a")), Pushed::Queued);
+        assert_eq!(outbox.push(t("b")), Pushed::Queued);
+        assert_eq!(outbox.push(t("c")), Pushed::Dropped);
+        assert_eq!(outbox.dropped(), 1);
+        let mut out = VecDeque::new();
+        assert!(matches!(outbox.next(&mut out).await, Batch::Frames));
+        assert_eq!(out.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn full_queue_closes_under_close_policy() {
+        let outbox = Outbox::new(1, SlowPolicy::Close);
+        assert_eq!(outbox.push(t("a")), Pushed::Queued);
+        assert_eq!(outbox.push(t("b")), Pushed::Closed);
+        assert_eq!(outbox.push(t("c")), Pushed::Closed);
+        let mut out = VecDeque::new();
+        match outbox.next(&mut out).await {
+            Batch::Close(c) => assert_eq!(c.code, 1008),
+            Batch::Frames => panic!("expected a close"),
+        }
+    }
+}
