@@ -69,7 +69,7 @@ pub mod ws {
     pub use crate::transport::{Message, Role, WsError};
 }
 
-/// RFC 6455 close codes and [`Close`](close::Close).
+/// RFC 6455 close codes and [`Close`].
 pub mod close {
     pub use crate::transport::close::*;
 }

@@ -38,7 +38,7 @@ pub(crate) struct StreamRx {
 ///
 /// ```no_run
 /// # async fn demo(client: wsp_server::ClientHandle) -> wsp_server::Result<()> {
-/// let mut w = client.message_writer(wsp_server::frame::Kind::Binary)?;
+/// let mut w = client.message_writer(wsp_server::Kind::Binary)?;
 /// for chunk in [&b"big "[..], b"file ", b"contents"] {
 ///     w.write(chunk.to_vec()).await?;
 /// }

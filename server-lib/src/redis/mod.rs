@@ -26,7 +26,7 @@
 //!   merges it with what pub/sub brings. History topics carry the `{prefix}` hash tag, so the
 //!   script's keys and topics share one slot.
 //!
-//! Files: [`config`] ([`RedisConfig`]), `keys` (key and topic names), `pubsub` (publishing,
+//! Files: `config` ([`RedisConfig`]), `keys` (key and topic names), `pubsub` (publishing,
 //! subscriptions and the receive loop), `liveness` (heartbeat, reaping, rebuild after an
 //! outage), `presence` (presence changes, queries and routing), `history` (the history
 //! script's operations), `envelope` (what crosses Redis).

@@ -431,7 +431,8 @@ mod tests {
         m.handshake(403);
         m.closed(1008, true);
         m.command("join", Source::Ws, Duration::from_millis(1));
-        m.command("my_app_cmd", Source::Ws, Duration::from_millis(1));
+        // Callers label application commands `other` (crate::commands::label).
+        m.command("other", Source::Ws, Duration::from_millis(1));
         m.api_call("send_to_all", 0, Duration::from_millis(2));
         let text = m.render(&Gauges {
             node: "n1".into(),
