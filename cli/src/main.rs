@@ -17,19 +17,11 @@ mod sys;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-
-/// `wsp --version`: the package version and the commit it was built from.
-pub const VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    " (commit ",
-    env!("WSP_COMMIT"),
-    ")"
-);
+use clap::{CommandFactory as _, Parser, Subcommand};
 
 /// Run, debug and load-test WebSocket connection pools.
 #[derive(Debug, Parser)]
-#[command(name = "wsp", version = VERSION, about, propagate_version = true)]
+#[command(name = "wsp", version = sys::VERSION, about, propagate_version = true)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -61,8 +53,8 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::command(args),
         Command::Connect(args) => connect::main(args),
         Command::Api(args) => api::main(args),
-        Command::Completions(args) => shell::completions(args),
-        Command::Man(args) => shell::man(args),
+        Command::Completions(args) => shell::completions(args, Cli::command()),
+        Command::Man(args) => shell::man(args, Cli::command()),
         Command::BenchWorker => bench::worker_main(),
     };
     match result {

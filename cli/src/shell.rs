@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::{Args, CommandFactory};
+use clap::Args;
 use clap_complete::Shell;
 
 /// Flags of `wsp completions`.
@@ -25,9 +25,8 @@ pub struct ManArgs {
     dir: Option<PathBuf>,
 }
 
-/// Prints the completion script.
-pub fn completions(args: CompletionsArgs) -> anyhow::Result<ExitCode> {
-    let mut cmd = crate::Cli::command();
+/// Prints the completion script of `cmd` (the whole command line, from `main`).
+pub fn completions(args: CompletionsArgs, mut cmd: clap::Command) -> anyhow::Result<ExitCode> {
     // Into a buffer first: clap_complete panics on a write error (a closed pipe).
     let mut out = Vec::new();
     clap_complete::generate(args.shell, &mut cmd, "wsp", &mut out);
@@ -35,9 +34,9 @@ pub fn completions(args: CompletionsArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Prints the man page, or writes every page into a directory.
-pub fn man(args: ManArgs) -> anyhow::Result<ExitCode> {
-    let cmd = crate::Cli::command();
+/// Prints the man page of `cmd` (the whole command line), or writes every page into a
+/// directory.
+pub fn man(args: ManArgs, cmd: clap::Command) -> anyhow::Result<ExitCode> {
     match args.dir {
         None => {
             let mut out = Vec::new();

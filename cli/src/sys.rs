@@ -2,6 +2,14 @@
 
 use tracing_subscriber::EnvFilter;
 
+/// `wsp --version`: the package version and the commit it was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("WSP_COMMIT"),
+    ")"
+);
+
 /// Logs to stderr, filtered by `RUST_LOG` (default `info` for wsp, `warn` for the rest).
 pub fn init_logging() {
     let filter = EnvFilter::try_from_default_env()

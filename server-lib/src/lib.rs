@@ -89,6 +89,7 @@ pub mod publication {
 /// Authentication: JWT verification and the [`Grant`](auth::Grant) a connection carries.
 pub mod auth {
     pub use crate::base::auth::*;
+    pub use crate::base::jwt::Auth;
 }
 
 /// TLS with certificate reload.

@@ -5,19 +5,25 @@
 //! `report` (summary, JSON, gates), `progress` (live view), `target` (embedded server, child
 //! workers).
 
+mod args;
+mod client;
+mod clock;
 mod compare;
 mod html;
+mod live;
 mod plan;
 mod progress;
 mod reconnect;
 mod report;
+mod scenario;
 mod stats;
 mod target;
+mod thread;
 mod timeline;
+mod traffic;
 mod wire;
 mod worker;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,11 +31,13 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use clap::Args;
 
+pub use args::BenchArgs;
+
+use live::Live;
 pub use plan::Plan;
 use plan::Scenario;
-use report::{Report, Threshold};
+use report::Report;
 use wire::Protocol;
-use worker::Live;
 
 /// `wsp bench [FLAGS]` runs a benchmark; `wsp bench compare A B` compares two reports.
 #[derive(Debug, Args)]
@@ -53,106 +61,6 @@ pub fn command(c: BenchCommand) -> anyhow::Result<ExitCode> {
         Some(BenchSub::Compare(args)) => compare::main(args),
         None => main(c.run),
     }
-}
-
-/// Flags of `wsp bench`.
-#[derive(Debug, Args)]
-pub struct BenchArgs {
-    /// Server URL(s), `ws://host:port/ws`; comma-separated or repeated to spread clients over
-    /// nodes. Without one, wsp bench starts its own `wsp serve` on loopback.
-    #[arg(long, value_delimiter = ',')]
-    url: Vec<String>,
-    /// Protocol: `wsp` (SendMsg) or `shootout` (the websocket-shootout JSON protocol of the
-    /// Node `ws` and Go gorilla peers).
-    #[arg(long, value_enum, default_value = "wsp")]
-    protocol: Protocol,
-    /// Workload.
-    #[arg(long, value_enum, default_value = "broadcast")]
-    scenario: Scenario,
-    /// `--scenario reconnect`: each subscriber drops its connection about this often (at
-    /// random between half and one and a half times it) and rejoins with `since`.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-    reconnect_every: Duration,
-    /// Receiving clients (subscribers).
-    #[arg(short = 'c', long, default_value_t = 1000)]
-    clients: usize,
-    /// Publishers (extra connections that send; broadcast and unicast).
-    #[arg(short = 'p', long, default_value_t = 1)]
-    publishers: usize,
-    /// Messages per second, all senders together (fixed schedule, open loop).
-    #[arg(short = 'r', long, default_value_t = 100.0)]
-    rate: f64,
-    /// Payload bytes per message (at least 21: the header).
-    #[arg(short = 's', long, default_value_t = 64)]
-    payload: usize,
-    /// What fills the payload after the header: `filler` (one repeated byte) or `json` (varied
-    /// JSON records that compress like real traffic).
-    #[arg(long, value_enum, default_value = "filler")]
-    payload_kind: wire::PayloadKind,
-    /// A JWT every client presents (`?token=`), for a server with `--auth-jwt-secret`/
-    /// `--auth-jwt-public-key`; its `channels` must allow the bench channel (`bench`).
-    #[arg(long, env = "WSP_BENCH_TOKEN", hide_env_values = true)]
-    token: Option<String>,
-    /// Clients offer permessage-deflate; the embedded server is started with `--compression`.
-    #[arg(long)]
-    compression: bool,
-    /// With --url: the process id of a server on this machine, to report its CPU while
-    /// publishing (as for the embedded server).
-    #[arg(long)]
-    server_pid: Option<u32>,
-    /// Extra `wsp serve` flags for the embedded server, e.g. `--serve-arg=--compression-min-size=0`
-    /// (repeatable).
-    #[arg(long = "serve-arg", allow_hyphen_values = true)]
-    serve_args: Vec<String>,
-    /// Publishing time, warm-up included.
-    #[arg(short = 'd', long, default_value = "10s", value_parser = humantime::parse_duration)]
-    duration: Duration,
-    /// Stop after this many messages instead (sets the duration to messages / rate).
-    #[arg(long)]
-    messages: Option<u64>,
-    /// Warm-up excluded from latency and rates.
-    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
-    warmup: Duration,
-    /// Longest wait for in-flight messages after publishing stops.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
-    drain: Duration,
-    /// Connections opened per second (all workers together).
-    #[arg(long, default_value_t = 2000.0)]
-    ramp: f64,
-    /// Worker processes (each with its own fd limit and core); their histograms are merged.
-    #[arg(long, default_value_t = 1)]
-    workers: usize,
-    /// Threads per worker (default: one per core).
-    #[arg(long)]
-    threads: Option<usize>,
-    /// Write the JSON report (schema in docs/BENCH.md) to this file (`-` for stdout).
-    #[arg(long)]
-    json: Option<PathBuf>,
-    /// Write a self-contained HTML report (charts of latency, rates, connections and CPU over
-    /// time; no network needed to open it) to this file.
-    #[arg(long)]
-    html: Option<PathBuf>,
-    /// Gate, e.g. `p99<50ms` or `deliveries_per_sec>10000`; repeatable or comma-separated.
-    #[arg(long, value_delimiter = ',')]
-    threshold: Vec<Threshold>,
-    /// A previous `--json` report to compare with.
-    #[arg(long)]
-    baseline: Option<PathBuf>,
-    /// With --baseline: fail when p50/p99 grow or deliveries/s shrink by more than this percent.
-    #[arg(long, default_value_t = 20.0)]
-    max_regression: f64,
-    /// With --baseline: latency differences below this many ms are noise, never a regression.
-    #[arg(long, default_value_t = 1.0)]
-    regression_floor_ms: f64,
-    /// Do not fail the run on lost messages.
-    #[arg(long)]
-    allow_loss: bool,
-    /// Plain progress lines instead of the live terminal view.
-    #[arg(long)]
-    no_tui: bool,
-    /// Connect every client from 127.0.0.1 (by default sources spread over 127.0.0.0/8).
-    #[arg(long)]
-    no_spread_sources: bool,
 }
 
 /// Runs `wsp bench`; exit code 0 when every gate passed, 1 when one failed.
@@ -423,7 +331,7 @@ fn split(args: &BenchArgs, urls: &[String], duration: Duration) -> Vec<Plan> {
         Scenario::Broadcast | Scenario::Unicast | Scenario::Reconnect => args.publishers,
         _ => 0,
     };
-    let run_id = format!("b{:x}", worker::now_ns() % 0xffff_ffff);
+    let run_id = format!("b{:x}", clock::now_ns() % 0xffff_ffff);
     let share = |total: usize, w: usize| {
         let base = total / args.workers;
         let extra = total % args.workers;

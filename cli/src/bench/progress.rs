@@ -11,8 +11,8 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Gauge, Paragraph};
 use ratatui::{Frame, Terminal, TerminalOptions, Viewport};
 
+use super::args::BenchArgs;
 use super::stats::Counts;
-use super::BenchArgs;
 
 /// Where the run is.
 #[derive(Debug, Clone, Copy, PartialEq)]

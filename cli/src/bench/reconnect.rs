@@ -20,10 +20,12 @@ use tokio_tungstenite::tungstenite::Message;
 use wsp_proto::{Message as _, SendMsg};
 use wsp_server::publication::{positions_of, Since};
 
+use super::client::{client_url, describe, open, Slot, Ws};
+use super::clock::now_ns;
 use super::plan::Plan;
 use super::stats::SeqTrack;
+use super::thread::{Phase, Shared};
 use super::wire::{Codec, Incoming};
-use super::worker::{now_ns, open, Phase, Shared, Slot, Ws};
 
 /// `localId` of a subscriber's join.
 const JOIN_ID: &str = "bench-join";
@@ -110,7 +112,7 @@ async fn reopen(
 ) -> Option<Ws> {
     let id = format!("{}.{attempt}", slot.id);
     let again = Slot {
-        url: super::worker::client_url(plan, slot.index, &id, false),
+        url: client_url(plan, slot.index, &id, false),
         id,
         ..slot.clone()
     };
@@ -123,7 +125,7 @@ async fn reopen(
             Err(e) => {
                 stats
                     .borrow_mut()
-                    .error(format!("reconnect failed: {}", super::worker::describe(&e)));
+                    .error(format!("reconnect failed: {}", describe(&e)));
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }

@@ -267,7 +267,7 @@ impl Report {
         let attempted = c.connected + c.connect_failed;
         Report {
             schema: SCHEMA.into(),
-            wsp_version: crate::VERSION.into(),
+            wsp_version: crate::sys::VERSION.into(),
             scenario: i.scenario,
             target: i.target,
             connections: Connections {

@@ -11,11 +11,13 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use serde::{Deserialize, Serialize};
 
+use super::clock::{cpu_of, now_ns, process_cpu};
+use super::live::{Live, WorkerResult};
 use super::plan::Plan;
 use super::progress::{Phase, View};
 use super::stats::Counts;
 use super::timeline::Sample;
-use super::worker::{self, Live, WorkerResult};
+use super::worker;
 
 /// A `wsp serve` started for the run, killed when dropped.
 pub struct EmbeddedServer {
@@ -178,8 +180,8 @@ pub fn run_workers(
                     let mut sum = Counts::default();
                     lives.iter().for_each(|l| sum.add(&l.snapshot()));
                     ramp.push((started.elapsed().as_secs_f64(), sum.connected));
-                    let start_ns = worker::now_ns() + START_DELAY.as_nanos() as u64;
-                    server_cpu0 = server_pid.and_then(|p| worker::cpu_of(&p.to_string()));
+                    let start_ns = now_ns() + START_DELAY.as_nanos() as u64;
+                    server_cpu0 = server_pid.and_then(|p| cpu_of(&p.to_string()));
                     for go in goes.drain(..) {
                         go(start_ns)?;
                     }
@@ -195,7 +197,7 @@ pub fn run_workers(
     }
     let server_percent = match (server_pid, server_cpu0, publish_started) {
         (Some(pid), Some(cpu0), Some(t0)) => {
-            let cpu1 = worker::cpu_of(&pid.to_string()).unwrap_or(cpu0);
+            let cpu1 = cpu_of(&pid.to_string()).unwrap_or(cpu0);
             let wall = t0.elapsed().as_secs_f64().max(1e-3);
             Some((cpu1 - cpu0).as_secs_f64() * 100.0 / wall)
         }
@@ -233,9 +235,9 @@ impl Sampler {
 
     fn generator_cpu(&self) -> Duration {
         if self.children.is_empty() {
-            worker::process_cpu()
+            process_cpu()
         } else {
-            self.children.iter().filter_map(|p| worker::cpu_of(p)).sum()
+            self.children.iter().filter_map(|p| cpu_of(p)).sum()
         }
     }
 
@@ -251,7 +253,7 @@ impl Sampler {
             return;
         }
         let gen = self.generator_cpu();
-        let server = self.server_pid.as_deref().and_then(worker::cpu_of);
+        let server = self.server_pid.as_deref().and_then(cpu_of);
         if let Some((at, sent, gen0, server0)) = self.last {
             let wall = (now - at).as_secs_f64().max(1e-3);
             let pct = |a: Duration, b: Duration| a.saturating_sub(b).as_secs_f64() * 100.0 / wall;
@@ -364,7 +366,7 @@ pub fn child_main() -> anyhow::Result<std::process::ExitCode> {
                 .and_then(|l| l.ok())
                 .and_then(|l| serde_json::from_str::<Go>(&l).ok())
                 .map(|g| g.start_ns)
-                .unwrap_or_else(worker::now_ns)
+                .unwrap_or_else(now_ns)
         },
     );
     done.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -33,8 +33,6 @@ pub enum AuthError {
     Invalid(String),
 }
 
-pub use super::jwt::Auth;
-
 /// The server API's key (never printed: its `Debug` hides it).
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiKey(String);

@@ -108,7 +108,7 @@ pub struct ServerConfig {
     pub read_buffer_size: usize,
     /// JWT authentication of every handshake; `None` runs open (anyone connects, as any free
     /// id). Default: none.
-    pub auth: Option<crate::base::auth::Auth>,
+    pub auth: Option<crate::base::jwt::Auth>,
     /// What a client may do to other clients. Default: [`ClientRights::SelfOnly`].
     pub client_rights: ClientRights,
     /// Longest time from the TCP accept to a complete HTTP request head (TLS handshake
@@ -248,7 +248,7 @@ impl ServerConfig {
         /// Sets [`Self::compression_level`].
         compression_level: u32,
         /// Sets [`Self::auth`].
-        auth: Option<crate::base::auth::Auth>,
+        auth: Option<crate::base::jwt::Auth>,
         /// Sets [`Self::client_rights`].
         client_rights: ClientRights,
         /// Sets [`Self::handshake_timeout`].

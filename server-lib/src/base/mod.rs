@@ -9,10 +9,10 @@
 pub mod auth;
 pub mod config;
 #[cfg(feature = "jwt")]
-mod jwt;
+pub mod jwt;
 #[cfg(not(feature = "jwt"))]
 #[path = "jwt_off.rs"]
-mod jwt;
+pub mod jwt;
 pub mod limits;
 pub mod metrics;
 #[cfg(feature = "tls")]

@@ -5,8 +5,8 @@ use futures_util::future::BoxFuture;
 use serde_json::json;
 
 use super::args::{done, hub_error, info_arg, offline, Outcome};
+use super::call::Call;
 use super::membership::target;
-use super::Call;
 use crate::wire::protocol::Reply;
 
 /// `set_info` (1009): replaces the info.

@@ -4,7 +4,7 @@ use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
 
 use super::args::{done, hub_error, since_arg, str_arg, Outcome};
-use super::Call;
+use super::call::Call;
 use crate::pool::history::Recovery;
 use crate::wire::protocol::{status, Reply};
 

@@ -6,12 +6,13 @@
 //! A built-in runs after the middleware, when the application has no handler of the same
 //! name; the server API runs the same table as a trusted backend.
 //!
-//! - [`rights`]: the check every command passes first.
+//! - [`rights`]: the check every command passes first; `call`: one call of a built-in.
 //! - `membership`, `send`, `info`, `queries`, `session`: the handlers, by what they touch.
 //! - `args`: reading arguments, and the error replies.
 
 pub mod app;
 mod args;
+mod call;
 mod info;
 mod membership;
 mod queries;
@@ -25,20 +26,8 @@ use crate::pool::client::ClientHandle;
 use crate::pool::hub::Hub;
 use crate::wire::protocol::{status, Command, Names, Reply};
 use args::Outcome;
-pub(crate) use rights::Caller;
-use rights::{Channels, Rights};
-
-/// One call of a built-in: who asks, what, and of which pool.
-pub(crate) struct Call<'a> {
-    /// The pool.
-    pub hub: &'a Hub,
-    /// Who runs it.
-    pub caller: Caller<'a>,
-    /// The request.
-    pub command: &'a Command,
-    /// The application has `on_message` callbacks (an unrouted application frame is theirs).
-    pub has_message_hooks: bool,
-}
+use call::Call;
+use rights::{Caller, Channels, Rights};
 
 type Handler = for<'a> fn(&'a Call<'a>) -> BoxFuture<'a, Outcome>;
 

@@ -5,8 +5,8 @@ use futures_util::future::BoxFuture;
 use serde_json::json;
 
 use super::args::{hub_error, str_arg, Outcome};
+use super::call::Call;
 use super::membership::target;
-use super::Call;
 use crate::wire::protocol::Reply;
 
 /// A query handler: its argument (by key; `None`: none), the hub call, and the reply's key.

@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 use wsp_proto::SendMsg;
 
 use super::args::{channels_arg, dedup, done, hub_error, opt_str, str_arg, unknown, Outcome};
-use super::{Call, Caller};
+use super::call::Call;
+use super::rights::Caller;
 use crate::pool::client::ClientHandle;
 use crate::pool::presence::{Delivery, Route};
 use crate::transport::frame::Frame;

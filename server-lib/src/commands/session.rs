@@ -6,8 +6,9 @@ use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
 
 use super::args::{done, hub_error, missing, opt_str, str_arg, Outcome};
+use super::call::Call;
 use super::membership::target;
-use super::{Call, Caller};
+use super::rights::Caller;
 use crate::pool::client::ClientHandle;
 use crate::pool::hub::Hub;
 use crate::transport::close::{code, Close};
