@@ -1,5 +1,9 @@
 //! The hub: the pool's public API (GatewayWorker / bin-x `Api`, wsPool's sends, the gin hub's
-//! online count), over the local registry or a cluster.
+//! online count), over the local registry or a cluster. `queries`: the presence queries;
+//! `local`: the hub as a cluster backend sees it.
+
+mod local;
+mod queries;
 
 use std::sync::{Arc, Weak};
 
@@ -8,11 +12,9 @@ use crate::base::config::ServerConfig;
 use crate::base::limits::{cause, Refusals};
 use crate::base::metrics::Metrics;
 use crate::pool::client::ClientHandle;
-use crate::pool::cluster::{Cluster, ClusterEvent, Footprint, Local};
+use crate::pool::cluster::{Cluster, Footprint, Local};
 use crate::pool::history::{Entry, History, Limits, Recovery};
-use crate::pool::presence::{
-    info_bytes, merged, Answer, Delivery, Info, PresenceEvent, Query, Route,
-};
+use crate::pool::presence::{info_bytes, merged, Answer, Delivery, Info, PresenceEvent, Route};
 use crate::pool::registry::{Delivered, Joined, Registry};
 use crate::transport::close::Close;
 use crate::transport::frame::Frame;
@@ -37,91 +39,6 @@ impl WeakHub {
     /// The hub, if it still exists.
     pub fn upgrade(&self) -> Option<Hub> {
         self.0.upgrade().map(|inner| Hub { inner })
-    }
-}
-
-impl Local for WeakHub {
-    fn alive(&self) -> bool {
-        self.0.strong_count() > 0
-    }
-
-    fn history_limits(&self) -> Option<Limits> {
-        self.upgrade()?.history().map(|h| *h.limits())
-    }
-
-    fn count(&self, event: ClusterEvent) {
-        let Some(hub) = self.upgrade() else { return };
-        if let Some(m) = hub.metrics() {
-            match event {
-                ClusterEvent::Published => m.cluster_published(),
-                ClusterEvent::Received => m.cluster_received(),
-                ClusterEvent::Error => m.redis_error(),
-            }
-        }
-    }
-
-    fn channel_len(&self, channel: &str) -> usize {
-        self.upgrade()
-            .map_or(0, |h| h.inner.registry.channel_len(channel))
-    }
-
-    fn entries(&self) -> Vec<(String, Option<String>, Vec<String>, Info)> {
-        self.upgrade()
-            .map(|h| h.inner.registry.entries())
-            .unwrap_or_default()
-    }
-
-    fn answer(&self, query: &Query) -> Answer {
-        match self.upgrade() {
-            Some(h) => h.inner.registry.answer(query),
-            None => Registry::default().answer(query),
-        }
-    }
-
-    fn deliver_local(&self, route: &Route, delivery: &Delivery) -> Delivered {
-        self.upgrade()
-            .map(|h| h.deliver_local(route, delivery))
-            .unwrap_or_default()
-    }
-
-    fn deliver_channel_except(&self, channel: &str, except: &[String], delivery: &Delivery) {
-        if let Some(h) = self.upgrade() {
-            h.deliver_channel_except(channel, except, delivery);
-        }
-    }
-
-    fn deliver_positioned(
-        &self,
-        channels: &[String],
-        index: Option<usize>,
-        positions: &[Position],
-        time_ms: i64,
-        p: &Publication,
-        follows: &dyn Fn(&str) -> bool,
-    ) {
-        if let Some(h) = self.upgrade() {
-            h.deliver_positioned(channels, index, positions, time_ms, p, follows);
-        }
-    }
-
-    fn apply(&self, event: PresenceEvent) -> futures_util::future::BoxFuture<'_, Result<bool>> {
-        Box::pin(async move {
-            let Some(hub) = self.upgrade() else {
-                return Ok(false);
-            };
-            match event {
-                PresenceEvent::Joined { client_id, channel } => {
-                    hub.join(&client_id, &channel).await
-                }
-                PresenceEvent::Left { client_id, channel } => hub.leave(&client_id, &channel).await,
-                PresenceEvent::Bound { client_id, uid } => hub.bind_uid(&client_id, &uid).await,
-                PresenceEvent::Unbound { client_id, uid } => hub.unbind_uid(&client_id, &uid).await,
-                PresenceEvent::InfoChanged { client_id, info } => {
-                    hub.update_info(&client_id, info).await
-                }
-                PresenceEvent::Connected { .. } | PresenceEvent::Disconnected { .. } => Ok(false),
-            }
-        })
     }
 }
 
@@ -676,105 +593,6 @@ impl Hub {
     /// freed.
     pub fn sweep_history(&self) -> usize {
         self.inner.history.as_ref().map_or(0, History::sweep)
-    }
-
-    // ---- presence -------------------------------------------------------------------------
-
-    /// Answers a presence query, for the whole cluster in cluster mode.
-    pub async fn query(&self, query: Query) -> Result<Answer> {
-        match &self.inner.cluster {
-            Some(cluster) => cluster.query(query).await,
-            None => Ok(self.inner.registry.answer(&query)),
-        }
-    }
-
-    async fn ask_bool(&self, q: Query) -> Result<bool> {
-        match self.query(q).await? {
-            Answer::Bool(b) => Ok(b),
-            other => Err(unexpected(other)),
-        }
-    }
-
-    async fn ask_count(&self, q: Query) -> Result<usize> {
-        match self.query(q).await? {
-            Answer::Count(n) => Ok(n),
-            other => Err(unexpected(other)),
-        }
-    }
-
-    async fn ask_ids(&self, q: Query) -> Result<Vec<String>> {
-        match self.query(q).await? {
-            Answer::Ids(v) => Ok(v),
-            other => Err(unexpected(other)),
-        }
-    }
-
-    /// Is this client connected?
-    pub async fn is_online(&self, client_id: &str) -> Result<bool> {
-        self.ask_bool(Query::IsOnline(client_id.into())).await
-    }
-
-    /// Is any client bound to this uid?
-    pub async fn is_uid_online(&self, uid: &str) -> Result<bool> {
-        self.ask_bool(Query::IsUidOnline(uid.into())).await
-    }
-
-    /// The uid a client is bound to.
-    pub async fn uid_by_client_id(&self, client_id: &str) -> Result<Option<String>> {
-        match self.query(Query::UidByClientId(client_id.into())).await? {
-            Answer::Uid(u) => Ok(u),
-            other => Err(unexpected(other)),
-        }
-    }
-
-    /// The clients bound to a uid, sorted.
-    pub async fn client_ids_by_uid(&self, uid: &str) -> Result<Vec<String>> {
-        self.ask_ids(Query::ClientIdsByUid(uid.into())).await
-    }
-
-    /// The clients in a channel, sorted.
-    pub async fn client_ids_by_channel(&self, channel: &str) -> Result<Vec<String>> {
-        self.ask_ids(Query::ClientIdsByChannel(channel.into()))
-            .await
-    }
-
-    /// The distinct uids of the clients in a channel, sorted.
-    pub async fn uids_by_channel(&self, channel: &str) -> Result<Vec<String>> {
-        self.ask_ids(Query::UidsByChannel(channel.into())).await
-    }
-
-    /// Connected clients (all nodes in cluster mode).
-    pub async fn client_count(&self) -> Result<usize> {
-        self.ask_count(Query::ClientCount).await
-    }
-
-    /// Clients in a channel.
-    pub async fn channel_client_count(&self, channel: &str) -> Result<usize> {
-        self.ask_count(Query::ChannelClientCount(channel.into()))
-            .await
-    }
-
-    /// Distinct uids in a channel.
-    pub async fn channel_uid_count(&self, channel: &str) -> Result<usize> {
-        self.ask_count(Query::ChannelUidCount(channel.into())).await
-    }
-
-    /// Every bound uid, sorted.
-    pub async fn all_uids(&self) -> Result<Vec<String>> {
-        self.ask_ids(Query::AllUids).await
-    }
-
-    /// Every channel with at least one member, sorted.
-    pub async fn all_channels(&self) -> Result<Vec<String>> {
-        self.ask_ids(Query::AllChannels).await
-    }
-
-    /// A client's info; `None` when it is not online.
-    pub async fn get_info(&self, client_id: &str) -> Result<Option<Info>> {
-        match self.query(Query::GetInfo(client_id.into())).await? {
-            Answer::Info(i) => Ok(i),
-            other => Err(unexpected(other)),
-        }
     }
 }
 

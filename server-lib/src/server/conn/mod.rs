@@ -6,16 +6,18 @@
 //! is bounded by `write_timeout`, so a peer that stops reading is dropped, never waited on
 //! forever, and its full queue never slows anyone else.
 
+mod expiry;
+mod replies;
+
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::time::{timeout, Instant};
 use wsp_proto::{Message as _, SendMsg};
 
-use crate::base::auth::TOKEN_EXPIRED;
 use crate::base::limits::{cause, RateLimit, Verdict};
 use crate::base::metrics::{FrameKind, Metrics, Source};
 use crate::commands::app::{App, Context, Session};
@@ -28,8 +30,10 @@ use crate::transport::frame::{Frame, Kind};
 use crate::transport::frame_head::{OP_BINARY, OP_CONTINUE, OP_TEXT};
 use crate::transport::{write, Message, Role, WebSocket};
 use crate::wire::protocol::{
-    now_ms, status, Command, Format, JsonReply, JsonRequest, Reply, CMD_ERROR, CMD_WELCOME,
+    now_ms, status, Command, Format, JsonReply, JsonRequest, Reply, CMD_ERROR,
 };
+use expiry::{expired, Expiry};
+use replies::{rate_limited, welcome};
 
 /// A server connection: the upgraded HTTP socket.
 pub(crate) type Socket = WebSocket<TokioIo<hyper::upgrade::Upgraded>>;
@@ -203,100 +207,6 @@ fn count_received(m: &Metrics, msg: &Message) {
     m.received(kind, len);
 }
 
-/// When the connection's token expires, as the connection last saw it.
-struct Expiry {
-    /// `exp` of the grant (seconds since the Unix epoch); `None`: never.
-    exp: Option<u64>,
-}
-
-impl Expiry {
-    fn of(client: &ClientHandle) -> Self {
-        Self {
-            exp: client.grant().expires_at,
-        }
-    }
-
-    /// The grant's expiry moved (`refresh`); takes the new one.
-    fn changed(&mut self, client: &ClientHandle) -> bool {
-        let now = client.grant().expires_at;
-        std::mem::replace(&mut self.exp, now) != now
-    }
-
-    /// The token has expired (the clock has reached `exp`).
-    fn passed(&self) -> bool {
-        self.exp
-            .is_some_and(|exp| std::time::SystemTime::now() >= unix_time(exp))
-    }
-
-    /// `at`, or the expiry if it comes first.
-    fn first(&self, at: Instant) -> Instant {
-        match self.exp {
-            None => at,
-            Some(exp) => {
-                let left = unix_time(exp)
-                    .duration_since(std::time::SystemTime::now())
-                    .unwrap_or(Duration::ZERO);
-                at.min(Instant::now() + left)
-            }
-        }
-    }
-}
-
-fn unix_time(secs: u64) -> std::time::SystemTime {
-    std::time::UNIX_EPOCH + Duration::from_secs(secs)
-}
-
-/// Counts an expiry and says how the connection closes for it.
-fn expired(hub: &Hub, id: &str) -> Close {
-    hub.refusals().note(cause::EXPIRED, id);
-    Close::new(
-        TOKEN_EXPIRED,
-        "token expired: send `refresh` with a fresh token before `exp`",
-    )
-}
-
-/// The error a client gets (once per episode) for a frame over its rate limit, in the dropped
-/// request's form and with its `seqno` / `localId` when it has one, so a client waiting for
-/// that reply gets this instead of nothing: JSON for text, SendMsg for binary.
-fn rate_limited(dropped: &Message, client_id: &str, cfg: &crate::ServerConfig) -> Frame {
-    let msg = format!(
-        "rate limit: at most {} frames/s (burst {}); frames are being dropped, and the connection closes (1008) if this goes on",
-        cfg.max_messages_per_sec, cfg.message_burst
-    );
-    let request = match dropped {
-        Message::Text(t) => serde_json::from_str::<JsonRequest>(t.as_str())
-            .ok()
-            .map(|r| Command::from_json(r, &crate::commands::Table)),
-        Message::Binary(b) => SendMsg::decode(b.as_ref())
-            .ok()
-            .and_then(|m| Command::from_sendmsg(m, &crate::commands::Table).ok()),
-        _ => None,
-    };
-    if let Some(cmd) = request {
-        return Reply::error(status::TOO_MANY, msg).encode(
-            &cmd.reply_to(),
-            client_id,
-            &cfg.server_id,
-        );
-    }
-    if matches!(dropped, Message::Text(_)) {
-        return Frame::json(&JsonReply {
-            cmd: String::new(),
-            seqno: Value::String(String::new()),
-            status: status::TOO_MANY,
-            msg,
-            data: Value::Null,
-        });
-    }
-    Frame::sendmsg(&SendMsg {
-        cmd: CMD_ERROR,
-        timestamp: now_ms(),
-        status: status::TOO_MANY,
-        desc: msg,
-        ..Default::default()
-    })
-}
-
 /// Queues the batch's frames up to the first streamed message, which it returns (the rest of
 /// the batch waits for that message to end). Counts what it queued, once per batch.
 fn queue_batch(
@@ -393,7 +303,13 @@ async fn open(hub: &Hub, app: &App, client: &ClientHandle, join: &Join) {
     for ch in &join.channels {
         let _ = hub.join(id, ch).await;
     }
-    client.send(welcome(hub, id, join));
+    client.send(welcome(
+        hub,
+        id,
+        join.uid.as_deref(),
+        &join.channels,
+        join.format,
+    ));
     if let Some(text) = &hub.config().welcome_message {
         client.send(Frame::text(text.clone()));
     }
@@ -471,39 +387,6 @@ async fn close_handshake(ws: &mut Socket, close: Close, limit: Duration) {
         let _ = ws.shutdown().await;
     })
     .await;
-}
-
-fn welcome(hub: &Hub, id: &str, join: &Join) -> Frame {
-    let cfg = hub.config();
-    let data = json!({
-        "client_id": id,
-        "uid": join.uid,
-        "channels": join.channels,
-        "server_id": cfg.server_id,
-        "heartbeat_timeout_ms": cfg.heartbeat_timeout.as_millis() as u64,
-        "max_message_size": cfg.max_message_size,
-        // Channel pushes carry positions the server wrote (and `join` takes `since`).
-        "history": cfg.history_size > 0,
-    });
-    match join.format.unwrap_or(Format::Proto) {
-        Format::Json => Frame::json(&JsonReply {
-            cmd: "welcome".into(),
-            seqno: Value::String(String::new()),
-            status: status::OK,
-            msg: "ok".into(),
-            data,
-        }),
-        Format::Proto => Frame::sendmsg(&SendMsg {
-            cmd: CMD_WELCOME,
-            timestamp: now_ms(),
-            to_client_id: id.into(),
-            server_id: cfg.server_id.clone(),
-            channel: join.channels.clone(),
-            msg: data.to_string(),
-            desc: "welcome".into(),
-            ..Default::default()
-        }),
-    }
 }
 
 async fn on_text(

@@ -1,0 +1,253 @@
+//! The inspector's keys: focus, follow, the composer's history, the frame list, the channel
+//! sidebar. Pure state changes: tested here without a terminal.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use super::{Action, App, Focus};
+
+impl App {
+    /// Handles a key.
+    pub fn on_key(&mut self, k: KeyEvent) -> Action {
+        let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
+        match (ctrl, k.code) {
+            (true, KeyCode::Char('c')) | (true, KeyCode::Char('q')) => return Action::Quit,
+            (true, KeyCode::Char('t')) => {
+                self.toggle_follow();
+                return Action::None;
+            }
+            (true, KeyCode::Char('f')) => {
+                self.focus = Focus::Filter;
+                return Action::None;
+            }
+            (true, KeyCode::Char('r')) => return Action::Send(self.refresh_pool()),
+            (_, KeyCode::F(1)) => {
+                self.show_help = !self.show_help;
+                return Action::None;
+            }
+            (_, KeyCode::Tab) => {
+                self.focus = match self.focus {
+                    Focus::Input => Focus::List,
+                    Focus::List => Focus::Channels,
+                    _ => Focus::Input,
+                };
+                return Action::None;
+            }
+            (_, KeyCode::Esc) => {
+                if self.focus == Focus::Filter {
+                    self.filter.clear();
+                }
+                self.show_help = false;
+                self.focus = Focus::Input;
+                return Action::None;
+            }
+            _ => {}
+        }
+        match self.focus {
+            Focus::Input => self.input_key(k),
+            Focus::Filter => {
+                match k.code {
+                    KeyCode::Enter => self.focus = Focus::List,
+                    KeyCode::Backspace => {
+                        self.filter.pop();
+                    }
+                    KeyCode::Char(c) => self.filter.push(c),
+                    _ => {}
+                }
+                Action::None
+            }
+            Focus::List => {
+                self.list_key(k.code);
+                Action::None
+            }
+            Focus::Channels => self.channel_key(k.code),
+        }
+    }
+
+    fn toggle_follow(&mut self) {
+        self.follow = !self.follow;
+        if !self.follow {
+            self.selected = self.visible().last().copied();
+        }
+    }
+
+    fn input_key(&mut self, k: KeyEvent) -> Action {
+        match k.code {
+            KeyCode::Enter => {
+                let line = std::mem::take(&mut self.input);
+                return self.submit(&line);
+            }
+            KeyCode::Backspace => {
+                self.input.pop();
+            }
+            KeyCode::Up if !self.history.is_empty() => {
+                let pos = self
+                    .history_pos
+                    .map_or(self.history.len() - 1, |p| p.saturating_sub(1));
+                self.history_pos = Some(pos);
+                self.input = self.history[pos].clone();
+            }
+            KeyCode::Down => {
+                if let Some(p) = self.history_pos {
+                    if p + 1 < self.history.len() {
+                        self.history_pos = Some(p + 1);
+                        self.input = self.history[p + 1].clone();
+                    } else {
+                        self.history_pos = None;
+                        self.input.clear();
+                    }
+                }
+            }
+            KeyCode::Char(c) => self.input.push(c),
+            _ => {}
+        }
+        Action::None
+    }
+
+    fn list_key(&mut self, code: KeyCode) {
+        let vis = self.visible();
+        if vis.is_empty() {
+            return;
+        }
+        let pos = self
+            .selected
+            .and_then(|s| vis.iter().position(|&i| i == s))
+            .unwrap_or(vis.len() - 1);
+        let new = match code {
+            KeyCode::Up | KeyCode::Char('k') => pos.saturating_sub(1),
+            KeyCode::Down | KeyCode::Char('j') => (pos + 1).min(vis.len() - 1),
+            KeyCode::PageUp => pos.saturating_sub(20),
+            KeyCode::PageDown => (pos + 20).min(vis.len() - 1),
+            KeyCode::Home | KeyCode::Char('g') => 0,
+            KeyCode::End | KeyCode::Char('G') => vis.len() - 1,
+            KeyCode::Char('f') => {
+                self.toggle_follow();
+                return;
+            }
+            _ => return,
+        };
+        self.follow = false;
+        self.selected = Some(vis[new]);
+    }
+
+    fn channel_key(&mut self, code: KeyCode) -> Action {
+        let rows = self.channel_rows();
+        if rows.is_empty() {
+            return Action::None;
+        }
+        self.channel_sel = self.channel_sel.min(rows.len() - 1);
+        let (name, joined, _) = rows[self.channel_sel].clone();
+        match code {
+            KeyCode::Up | KeyCode::Char('k') => {
+                self.channel_sel = self.channel_sel.saturating_sub(1)
+            }
+            KeyCode::Down | KeyCode::Char('j') => {
+                self.channel_sel = (self.channel_sel + 1).min(rows.len() - 1)
+            }
+            KeyCode::Char('J') | KeyCode::Char('+') if !joined => {
+                return self.submit(&format!("/join {name}"))
+            }
+            KeyCode::Char('L') | KeyCode::Char('-') if joined => {
+                return self.submit(&format!("/leave {name}"))
+            }
+            KeyCode::Enter => return self.submit(&format!("/pool {name}")),
+            _ => {}
+        }
+        Action::None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+    use super::super::{Action, App, Focus};
+    use crate::connect::decode::Decoder;
+    use crate::connect::model::{Dir, FrameRecord, Kind};
+    use crate::connect::session::Event;
+
+    fn key(code: KeyCode) -> KeyEvent {
+        KeyEvent::new(code, KeyModifiers::NONE)
+    }
+
+    fn ctrl(c: char) -> KeyEvent {
+        KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL)
+    }
+
+    fn typed(app: &mut App, text: &str) {
+        for c in text.chars() {
+            app.on_key(key(KeyCode::Char(c)));
+        }
+    }
+
+    fn frame(text: &str) -> Event {
+        Event::Frame(FrameRecord::new(
+            Dir::In,
+            Kind::Text,
+            bytes::Bytes::from(text.to_string()),
+            None,
+        ))
+    }
+
+    #[test]
+    fn tab_cycles_focus_and_esc_comes_back_to_the_composer() {
+        let mut app = App::new("ws://x/ws".into(), Decoder::default());
+        assert_eq!(app.focus, Focus::Input);
+        app.on_key(key(KeyCode::Tab));
+        assert_eq!(app.focus, Focus::List);
+        app.on_key(key(KeyCode::Tab));
+        assert_eq!(app.focus, Focus::Channels);
+        app.on_key(key(KeyCode::Tab));
+        assert_eq!(app.focus, Focus::Input);
+        app.on_key(ctrl('f'));
+        typed(&mut app, "cmd:ping");
+        assert_eq!(
+            (app.focus, app.filter.as_str()),
+            (Focus::Filter, "cmd:ping")
+        );
+        app.on_key(key(KeyCode::Esc));
+        assert_eq!((app.focus, app.filter.as_str()), (Focus::Input, ""));
+        assert_eq!(app.on_key(ctrl('c')), Action::Quit);
+    }
+
+    #[test]
+    fn enter_sends_the_line_and_up_down_walk_the_history() {
+        let mut app = App::new("ws://x/ws".into(), Decoder::default());
+        typed(&mut app, "/ping");
+        match app.on_key(key(KeyCode::Enter)) {
+            Action::Send(frames) => assert_eq!(frames.len(), 1),
+            other => panic!("{other:?}"),
+        }
+        assert!(app.input.is_empty());
+        typed(&mut app, "draft");
+        app.input.clear();
+        app.on_key(key(KeyCode::Up));
+        assert_eq!(app.input, "/ping");
+        app.on_key(key(KeyCode::Down));
+        assert_eq!(app.input, "");
+        app.on_key(key(KeyCode::Backspace));
+        assert_eq!(app.input, "");
+    }
+
+    #[test]
+    fn the_list_keys_select_frames_and_stop_following() {
+        let mut app = App::new("ws://x/ws".into(), Decoder::default());
+        for i in 0..5 {
+            app.on_event(frame(&format!(
+                r#"{{"cmd":"message","seqno":"","status":0,"msg":"","data":{{"n":{i}}}}}"#
+            )));
+        }
+        app.on_key(key(KeyCode::Tab)); // the list
+        assert!(app.follow);
+        app.on_key(key(KeyCode::Up));
+        assert!(!app.follow, "moving in the list pauses following");
+        assert_eq!(app.selected, Some(3));
+        app.on_key(key(KeyCode::Home));
+        assert_eq!(app.selected, Some(0));
+        app.on_key(key(KeyCode::Char('G')));
+        assert_eq!(app.selected, Some(4));
+        app.on_key(key(KeyCode::Char('f')));
+        assert!(app.follow);
+        app.on_key(ctrl('t'));
+        assert!(!app.follow);
+    }
+}
