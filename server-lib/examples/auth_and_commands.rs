@@ -52,8 +52,13 @@ async fn main() -> wsp_server::Result<()> {
         });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:8082").await?;
     println!("pool with auth on ws://{}/ws", listener.local_addr()?);
-    println!("a token for uid alice, channels news and room:*: {}", token());
-    Server::new(Hub::new(config), app)?.run(listener, stop()).await
+    println!(
+        "a token for uid alice, channels news and room:*: {}",
+        token()
+    );
+    Server::new(Hub::new(config), app)?
+        .run(listener, stop())
+        .await
 }
 
 /// An HS256 token for `alice`, valid for an hour (a real application gets them from its
@@ -70,7 +75,10 @@ fn token() -> String {
 }
 
 async fn stop() {
-    match std::env::var("WSP_EXAMPLE_SECONDS").ok().and_then(|s| s.parse().ok()) {
+    match std::env::var("WSP_EXAMPLE_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
         Some(secs) => tokio::time::sleep(std::time::Duration::from_secs(secs)).await,
         None => {
             let _ = tokio::signal::ctrl_c().await;

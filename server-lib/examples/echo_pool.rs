@@ -41,7 +41,10 @@ async fn main() -> wsp_server::Result<()> {
 
 /// Ctrl-C, or `WSP_EXAMPLE_SECONDS` (how `scripts/test` runs the examples: briefly).
 async fn stop() {
-    match std::env::var("WSP_EXAMPLE_SECONDS").ok().and_then(|s| s.parse().ok()) {
+    match std::env::var("WSP_EXAMPLE_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
         Some(secs) => tokio::time::sleep(std::time::Duration::from_secs(secs)).await,
         None => {
             let _ = tokio::signal::ctrl_c().await;

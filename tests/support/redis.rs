@@ -172,4 +172,3 @@ impl Drop for RedisClusterProcs {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
-
