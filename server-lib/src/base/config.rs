@@ -102,9 +102,9 @@ pub struct ServerConfig {
     pub compression_min_size: usize,
     /// zlib compression level, 1 (fastest) to 9 (smallest). Default: 1.
     pub compression_level: u32,
-    /// Read buffer of each connection. Small on purpose: an idle connection costs little, and
-    /// a bigger frame grows it to the frame's size (the whole frame is reserved once its header
-    /// is read, up to `max_message_size`). Default: 1 KiB.
+    /// Ignored since reads go through one 64 KiB buffer per thread and a connection keeps only
+    /// a partial frame's bytes (an idle connection holds no read buffer). Kept so configurations
+    /// that set it still build. Default: 1 KiB.
     pub read_buffer_size: usize,
     /// JWT authentication of every handshake; `None` runs open (anyone connects, as any free
     /// id). Default: none.

@@ -5,13 +5,20 @@
 //!
 //! Sizes are checked from the header, before a payload is read: a frame header announcing
 //! 2^63 bytes is refused with 1009 without reserving anything.
+//!
+//! Buffers: a connection keeps no read buffer of its own while idle. Reads go into one buffer
+//! per thread ([`SCRATCH`] bytes); the bytes of the complete frames in it are taken out, and only
+//! a partial frame's bytes stay with the connection. A frame bigger than the thread's buffer is
+//! read straight into a buffer of its own size once its header is in. So 10,000 idle
+//! connections hold no read memory, and a burst of small fragments costs one `read` per
+//! [`SCRATCH`] bytes, not one per frame.
 
 use std::io::Cursor;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::AsyncRead;
+use tokio::io::{AsyncRead, ReadBuf};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -45,13 +52,22 @@ struct Partial {
     utf8_checked: usize,
 }
 
+/// Bytes a thread reads at once into its own buffer (one per thread, shared by every
+/// connection it serves).
+pub const SCRATCH: usize = 64 * 1024;
+
+thread_local! {
+    static BUFFER: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0u8; SCRATCH].into_boxed_slice());
+}
+
 /// Turns the bytes of one connection into messages.
 pub struct Reader {
+    /// Bytes read but not yet taken: a partial frame (empty, and unallocated, while idle).
     buf: BytesMut,
     partial: Option<Box<Partial>>,
     role: Role,
     max_message: usize,
-    chunk: usize,
     /// Bytes needed before the next frame can be parsed.
     need: usize,
     inflater: Option<Inflater>,
@@ -68,13 +84,13 @@ impl std::fmt::Debug for Reader {
 }
 
 impl Reader {
-    /// A reader for `role`: messages above `max_message` bytes (inflated) are refused; reads go
-    /// in `chunk`-byte steps (a bigger frame reserves its own size once its header is known);
+    /// A reader for `role`: messages above `max_message` bytes (inflated) are refused;
     /// `inflater` when deflate was negotiated; `leftover` bytes already read past a handshake.
+    /// (`_chunk`, the old per-connection read step, is no longer used: see the module doc.)
     pub fn new(
         role: Role,
         max_message: usize,
-        chunk: usize,
+        _chunk: usize,
         inflater: Option<Inflater>,
         leftover: Bytes,
     ) -> Self {
@@ -83,7 +99,6 @@ impl Reader {
             partial: None,
             role,
             max_message,
-            chunk: chunk.max(64),
             need: 2,
             inflater,
         }
@@ -98,19 +113,31 @@ impl Reader {
     ) -> Poll<Result<Option<Incoming>, WsError>> {
         loop {
             if let Some(incoming) = self.parse()? {
-                if self.buf.is_empty() && self.buf.capacity() > 4 * self.chunk {
-                    // Do not keep a big frame's buffer on an idle connection.
+                if self.buf.is_empty() {
+                    // Nothing partial: hold no memory until the next read.
                     self.buf = BytesMut::new();
                 }
                 return Poll::Ready(Ok(Some(incoming)));
             }
-            let want = self.need.saturating_sub(self.buf.len()).max(self.chunk);
-            self.buf.reserve(want);
-            let n = std::task::ready!(tokio_util::io::poll_read_buf(
-                Pin::new(&mut *io),
-                cx,
-                &mut self.buf
-            ))?;
+            let n = if self.need > SCRATCH {
+                // A big frame whose header is in: read straight into a buffer of its size.
+                self.buf.reserve(self.need - self.buf.len());
+                std::task::ready!(tokio_util::io::poll_read_buf(
+                    Pin::new(&mut *io),
+                    cx,
+                    &mut self.buf
+                ))?
+            } else {
+                let buf = &mut self.buf;
+                std::task::ready!(BUFFER.with(|scratch| {
+                    let mut scratch = scratch.borrow_mut();
+                    let mut rb = ReadBuf::new(&mut scratch[..]);
+                    std::task::ready!(Pin::new(&mut *io).poll_read(cx, &mut rb))?;
+                    let n = rb.filled().len();
+                    buf.extend_from_slice(rb.filled());
+                    Poll::Ready(Ok::<usize, std::io::Error>(n))
+                }))?
+            };
             if n == 0 {
                 return Poll::Ready(if self.buf.is_empty() && self.partial.is_none() {
                     Ok(None)
