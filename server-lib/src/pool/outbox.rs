@@ -6,10 +6,10 @@
 //! configured [`SlowPolicy`] decides (drop the frame, or close the client with 1008).
 
 use std::collections::VecDeque;
-use std::future::poll_fn;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::task::Poll;
+use std::task::{Context, Poll};
 
 use atomic_waker::AtomicWaker;
 
@@ -121,24 +121,37 @@ impl Outbox {
         self.waker.wake();
     }
 
+    /// Gives back the spare buffer a burst left, when nothing is queued (called when the
+    /// connection has been quiet for a while: a busy one keeps it, to reuse).
+    pub(crate) fn shrink_idle(&self) {
+        let mut inner = self.lock();
+        if inner.frames.is_empty() && inner.frames.capacity() > 0 {
+            inner.frames = VecDeque::new();
+        }
+    }
+
     /// Frames dropped for this client under [`SlowPolicy::Drop`].
     pub(crate) fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
 
     /// Waits until there is something to do, then moves every queued frame into `out`.
+    #[cfg(test)]
     pub(crate) async fn next(&self, out: &mut VecDeque<Item>) -> Batch {
-        poll_fn(|cx| {
-            if let Some(batch) = self.take(out) {
-                return Poll::Ready(batch);
-            }
-            self.waker.register(cx.waker());
-            match self.take(out) {
-                Some(batch) => Poll::Ready(batch),
-                None => Poll::Pending,
-            }
-        })
-        .await
+        std::future::poll_fn(|cx| self.poll_next(cx, out)).await
+    }
+
+    /// Moves every queued frame into `out` (or says to close); otherwise registers `cx` to be
+    /// woken by the next push.
+    pub(crate) fn poll_next(&self, cx: &mut Context<'_>, out: &mut VecDeque<Item>) -> Poll<Batch> {
+        if let Some(batch) = self.take(out) {
+            return Poll::Ready(batch);
+        }
+        self.waker.register(cx.waker());
+        match self.take(out) {
+            Some(batch) => Poll::Ready(batch),
+            None => Poll::Pending,
+        }
     }
 
     fn take(&self, out: &mut VecDeque<Item>) -> Option<Batch> {

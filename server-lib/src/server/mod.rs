@@ -28,10 +28,10 @@ use crate::base::tls::Tls;
 use crate::commands::app::App;
 use crate::pool::hub::Hub;
 use crate::transport::close::Close;
-use crate::transport::{handshake, Role, WebSocket, WsConfig};
+use crate::transport::{handshake, WsConfig};
 use crate::wire::protocol::Format;
 use crate::{Error, Result};
-use conn::Join;
+use conn::{Guards, Join, Slot, Start, Task};
 
 /// A pool server: a [`Hub`], an [`App`], and the HTTP endpoints in front of them.
 #[derive(Clone)]
@@ -41,15 +41,6 @@ pub struct Server {
     connections: Arc<AtomicUsize>,
     per_ip: PerIp,
     tls: Option<Arc<Tls>>,
-}
-
-/// Decrements the connection count when a connection (or a failed handshake) ends.
-struct Slot(Arc<AtomicUsize>);
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
 }
 
 impl Server {
@@ -351,28 +342,28 @@ async fn handshake(server: Server, peer: SocketAddr, mut req: Request) -> Respon
     if let Some(d) = &deflate {
         response = response.header(header::SEC_WEBSOCKET_EXTENSIONS, d.response());
     }
-    let hub = server.hub.clone();
-    let app = server.app.clone();
     let ws_config = WsConfig {
         max_message: cfg.max_message_size,
         read_chunk: cfg.read_buffer_size,
         compression_level: cfg.compression_level,
         compression_min_size: cfg.compression_min_size,
     };
-    tokio::spawn(async move {
-        let _slots = (slot, ip_slot);
-        match on_upgrade.await {
-            Ok(upgraded) => {
-                let io = hyper_util::rt::TokioIo::new(upgraded);
-                let ws = WebSocket::new(io, Role::Server, deflate, &ws_config, bytes::Bytes::new());
-                conn::run(ws, hub, app, client, params.join).await;
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "upgrade failed");
-                hub.unregister(client.id()).await;
-            }
-        }
-    });
+    let task = Task::new(
+        on_upgrade,
+        Start {
+            hub: server.hub.clone(),
+            app: server.app.clone(),
+            client,
+            join: params.join,
+            deflate,
+            ws_config,
+            guards: Guards { slot, ip: ip_slot },
+        },
+    );
+    if std::env::var_os("WSP_SIZES").is_some() {
+        eprintln!("SIZES task={}", std::mem::size_of_val(&task));
+    }
+    tokio::spawn(task);
     response
         .body(axum::body::Body::empty())
         .unwrap_or_else(|e| refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))

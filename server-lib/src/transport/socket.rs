@@ -111,6 +111,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         }
     }
 
+    /// Gives back the buffers a burst left (the write queue's), when nothing waits in them.
+    pub fn shrink_idle(&mut self) {
+        self.writer.shrink_idle();
+    }
+
     /// The compression this connection negotiated.
     pub fn deflate(&self) -> Option<&Deflate> {
         self.deflate.as_ref()

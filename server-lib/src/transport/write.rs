@@ -48,6 +48,13 @@ impl Writer {
         self.shrink();
     }
 
+    /// Frees the queue's buffer when nothing waits (after a quiet while).
+    pub fn shrink_idle(&mut self) {
+        if self.queue.is_empty() && self.queue.capacity() > 0 {
+            self.queue = VecDeque::new();
+        }
+    }
+
     fn shrink(&mut self) {
         // An idle connection keeps no big queue from its busiest moment.
         if self.queue.is_empty() && self.queue.capacity() > 64 {

@@ -15,6 +15,9 @@ use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
+use std::future::Future as _;
+use std::task::Poll;
+
 use tokio::time::{timeout, Instant};
 use wsp_proto::{Message as _, SendMsg};
 
@@ -63,135 +66,509 @@ struct Streaming {
     first: bool,
 }
 
-/// Runs a registered connection until it ends, then removes it from the pool.
-pub(crate) async fn run(mut ws: Socket, hub: Hub, app: Arc<App>, client: ClientHandle, join: Join) {
-    let cfg = hub.config();
-    let id = client.id().to_string();
-    let session = Session::default();
-    if !cfg.echo {
-        // Boxed, like every rarely-taken await below: a task is as big as its largest
-        // state, and an idle connection should pay only for the small waiting state.
-        Box::pin(open(&hub, &app, &client, &join)).await;
-    }
-    tracing::debug!(client_id = %id, compressed = ws.deflate().is_some(), "connected");
+/// What a connection needs once hyper hands its socket over.
+pub(crate) struct Start {
+    pub hub: Hub,
+    pub app: Arc<App>,
+    pub client: ClientHandle,
+    pub join: Join,
+    pub deflate: Option<crate::transport::deflate::Params>,
+    pub ws_config: crate::transport::socket::WsConfig,
+    /// Released when the connection ends (the connection counts, per IP and in all).
+    pub guards: Guards,
+}
 
-    let mut batch: VecDeque<Item> = VecDeque::new();
-    let mut streaming: Option<Box<Streaming>> = None;
-    let mut last_seen = Instant::now();
-    let mut limit = RateLimit::new(cfg.message_burst);
-    // One timer for the connection's life (not a new one per frame): it wakes the connection
-    // for the next ping, or at its token's expiry if that comes first; `refresh` moves it.
-    let mut next_ping = Instant::now() + cfg.ping_interval;
-    let mut expiry = Expiry::of(&client);
-    let ping = tokio::time::sleep_until(expiry.first(next_ping));
-    tokio::pin!(ping);
-    let end = loop {
-        tokio::select! {
-            b = client.outbox().next(&mut batch), if streaming.is_none() => match b {
-                Batch::Close(close) => break End::Close(close),
-                Batch::Frames => {
-                    streaming = queue_batch(&mut ws, &mut batch, hub.metrics());
-                    if let Err(e) = Box::pin(flush(&mut ws, cfg.write_timeout)).await {
-                        app.errored(&hub, &id, &e);
-                        break End::Gone;
-                    }
-                }
-            },
-            part = next_part(&mut streaming) => {
-                match stream_part(&mut ws, &mut streaming, &mut batch, part, hub.metrics()) {
-                    Ok(()) => {}
-                    Err(close) => break End::Close(close),
-                }
-                if let Err(e) = Box::pin(flush(&mut ws, cfg.write_timeout)).await {
-                    app.errored(&hub, &id, &e);
-                    break End::Gone;
-                }
-            },
-            msg = ws.read() => {
-                let msg = match msg {
-                    None => break End::Gone,
-                    Some(Err(e)) => match e.close_code() {
-                        Some(c) => {
-                            app.errored(&hub, &id, &e.to_string());
-                            break End::Close(Close::new(c, e.to_string()));
-                        }
-                        None => break End::Gone,
-                    },
-                    Some(Ok(m)) => {
-                        match limit.take(m.frames, cfg.max_messages_per_sec, cfg.message_burst) {
-                            Verdict::Pass => m.message,
-                            Verdict::Warn => {
-                                hub.refusals().note(cause::RATE, &id);
-                                client.send(rate_limited(&m.message, client.id(), cfg));
-                                continue;
+/// The counts a connection holds a place in while it lives (held for their `Drop`).
+#[allow(dead_code)]
+pub(crate) struct Guards {
+    /// The server's connection count.
+    pub slot: Slot,
+    /// Its IP's connection count.
+    pub ip: crate::base::limits::IpSlot,
+}
+
+/// Decrements the connection count when a connection (or a failed handshake) ends.
+pub(crate) struct Slot(pub Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+type Busy = futures_util::future::BoxFuture<'static, ()>;
+
+pin_project_lite::pin_project! {
+    /// One connection, from the upgrade to the end: the task the server spawns for it.
+    ///
+    /// A future written by hand, not an `async fn`: while it waits it is only this struct
+    /// (the socket, the handles, the counters and one timer), with nothing kept for the
+    /// suspension points an `async fn` would lay out side by side. The rare steps (joining
+    /// the handshake's channels, a command, the close handshake) run as boxed futures.
+    pub(crate) struct Task {
+        // The connection's one timer: the next ping, the token's expiry, or a write that has
+        // waited `write_timeout`, whichever comes first.
+        #[pin]
+        timer: tokio::time::Sleep,
+        phase: Phase,
+    }
+}
+
+enum Phase {
+    /// Waiting for hyper to hand the socket over.
+    Upgrading(hyper::upgrade::OnUpgrade, Option<Box<Start>>),
+    /// Joining the handshake's channels and queuing the welcome frame.
+    Opening(Option<Conn>, Busy),
+    /// Reading, writing, pinging.
+    Serving(Conn),
+    /// Leaving the pool and closing.
+    Finishing(Busy),
+    Done,
+}
+
+impl Task {
+    /// The task of a connection whose handshake was accepted.
+    pub(crate) fn new(upgrade: hyper::upgrade::OnUpgrade, start: Start) -> Self {
+        let wait = start.hub.config().handshake_timeout;
+        Self {
+            timer: tokio::time::sleep(wait),
+            phase: Phase::Upgrading(upgrade, Some(Box::new(start))),
+        }
+    }
+}
+
+impl std::future::Future for Task {
+    type Output = ();
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        let mut this = self.project();
+        loop {
+            let next = match this.phase {
+                Phase::Upgrading(upgrade, start) => {
+                    let upgraded = std::task::ready!(std::pin::Pin::new(upgrade).poll(cx));
+                    let start = start.take().expect("started once");
+                    match upgraded {
+                        Ok(upgraded) => {
+                            let mut conn = Conn::new(upgraded, *start);
+                            this.timer.as_mut().reset(conn.next_wake());
+                            if conn.hub.config().echo {
+                                Phase::Serving(conn)
+                            } else {
+                                let (hub, app, client) =
+                                    (conn.hub.clone(), conn.app.clone(), conn.client.clone());
+                                let join = conn.join.take().unwrap_or_default();
+                                let open: Busy = Box::pin(async move {
+                                    open(&hub, &app, &client, &join).await;
+                                });
+                                Phase::Opening(Some(conn), open)
                             }
-                            Verdict::Drop => continue,
-                            Verdict::Close => {
-                                hub.refusals().note(cause::RATE_CLOSE, &id);
-                                break End::Close(Close::new(code::POLICY, format!("rate limit: over {} frames/s for a whole burst", cfg.max_messages_per_sec)));
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %e, "upgrade failed");
+                            let Start { hub, client, .. } = *start;
+                            Phase::Finishing(Box::pin(async move {
+                                hub.unregister(client.id()).await;
+                            }))
+                        }
+                    }
+                }
+                Phase::Opening(conn, open) => {
+                    std::task::ready!(open.as_mut().poll(cx));
+                    let conn = conn.take().expect("opened once");
+                    tracing::debug!(client_id = %conn.id, compressed = conn.ws.deflate().is_some(), "connected");
+                    Phase::Serving(conn)
+                }
+                Phase::Serving(conn) => {
+                    let end = std::task::ready!(conn.poll_serve(cx, this.timer.as_mut()));
+                    let Phase::Serving(conn) = std::mem::replace(this.phase, Phase::Done) else {
+                        unreachable!("serving")
+                    };
+                    Phase::Finishing(Box::pin(async move {
+                        let Conn {
+                            ws, hub, app, id, ..
+                        } = conn;
+                        finish(ws, &hub, &app, &id, end).await;
+                    }))
+                }
+                Phase::Finishing(done) => {
+                    std::task::ready!(done.as_mut().poll(cx));
+                    Phase::Done
+                }
+                Phase::Done => return Poll::Ready(()),
+            };
+            *this.phase = next;
+        }
+    }
+}
+
+/// A connection while it serves.
+struct Conn {
+    ws: Socket,
+    hub: Hub,
+    app: Arc<App>,
+    client: ClientHandle,
+    /// The client's id (a reference count, no copy).
+    id: Arc<str>,
+    /// The handshake's uid and channels, until they are applied.
+    join: Option<Join>,
+    /// Made at the first command: a connection that only listens never needs one.
+    session: Option<Session>,
+    /// Frames taken from the outbox, being written.
+    batch: VecDeque<Item>,
+    streaming: Option<Box<Streaming>>,
+    /// A command being handled: the next frame is read once it is done (in order).
+    busy: Option<Busy>,
+    last_seen: Instant,
+    next_ping: Instant,
+    /// When the socket stopped taking a write, while it has not taken it.
+    stalled: Option<Instant>,
+    limit: RateLimit,
+    expiry: Expiry,
+    _guards: Guards,
+}
+
+impl Conn {
+    fn new(upgraded: hyper::upgrade::Upgraded, start: Start) -> Self {
+        let Start {
+            hub,
+            app,
+            client,
+            join,
+            deflate,
+            ws_config,
+            guards,
+        } = start;
+        let cfg = hub.config();
+        let io = TokioIo::new(upgraded);
+        let ws = WebSocket::new(io, Role::Server, deflate, &ws_config, bytes::Bytes::new());
+        Self {
+            ws,
+            id: client.id_arc().clone(),
+            join: Some(join),
+            session: None,
+            batch: VecDeque::new(),
+            streaming: None,
+            busy: None,
+            last_seen: Instant::now(),
+            next_ping: Instant::now() + cfg.ping_interval,
+            stalled: None,
+            limit: RateLimit::new(cfg.message_burst),
+            expiry: Expiry::of(&client),
+            _guards: guards,
+            hub,
+            app,
+            client,
+        }
+    }
+
+    /// When the timer must fire next.
+    fn next_wake(&self) -> Instant {
+        let mut at = self.expiry.first(self.next_ping);
+        if let Some(since) = self.stalled {
+            at = at.min(since + self.hub.config().write_timeout);
+        }
+        at
+    }
+
+    /// Does everything that can be done now; `Ready` when the connection ends, and why.
+    fn poll_serve(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        mut timer: std::pin::Pin<&mut tokio::time::Sleep>,
+    ) -> Poll<End> {
+        loop {
+            let mut progress = false;
+            if let Some(busy) = self.busy.as_mut() {
+                if busy.as_mut().poll(cx).is_ready() {
+                    self.busy = None;
+                    progress = true;
+                    if let Some(end) = self.after_command(timer.as_mut()) {
+                        return Poll::Ready(end);
+                    }
+                }
+            }
+            if self.ws.queued() > 0 {
+                match self.ws.poll_flush(cx) {
+                    Poll::Ready(Ok(())) => {
+                        self.stalled = None;
+                        progress = true;
+                    }
+                    Poll::Ready(Err(e)) => {
+                        self.app
+                            .errored(&self.hub, &self.id, &format!("write failed: {e}"));
+                        return Poll::Ready(End::Gone);
+                    }
+                    Poll::Pending if self.stalled.is_none() => {
+                        // The socket is full: bound the wait (almost every batch fits at
+                        // once, so this costs no timer in the common case).
+                        self.stalled = Some(Instant::now());
+                        timer.as_mut().reset(self.next_wake());
+                    }
+                    Poll::Pending => {}
+                }
+            }
+            if self.ws.queued() == 0 {
+                if let Some(s) = self.streaming.as_mut() {
+                    if let Poll::Ready(part) = s.rx.rx.poll_recv(cx) {
+                        progress = true;
+                        let metrics = self.hub.metrics();
+                        if let Err(close) = stream_part(
+                            &mut self.ws,
+                            &mut self.streaming,
+                            &mut self.batch,
+                            part,
+                            metrics,
+                        ) {
+                            return Poll::Ready(End::Close(close));
+                        }
+                    }
+                } else if let Poll::Ready(b) = self.client.outbox().poll_next(cx, &mut self.batch) {
+                    progress = true;
+                    match b {
+                        Batch::Close(close) => return Poll::Ready(End::Close(close)),
+                        Batch::Frames => {
+                            self.streaming =
+                                queue_batch(&mut self.ws, &mut self.batch, self.hub.metrics());
+                        }
+                    }
+                }
+            }
+            if self.busy.is_none() {
+                if let Poll::Ready(msg) = self.ws.poll_read(cx) {
+                    progress = true;
+                    let msg = match msg {
+                        None => return Poll::Ready(End::Gone),
+                        Some(Err(e)) => match e.close_code() {
+                            Some(c) => {
+                                self.app.errored(&self.hub, &self.id, &e.to_string());
+                                return Poll::Ready(End::Close(Close::new(c, e.to_string())));
                             }
-                        }
+                            None => return Poll::Ready(End::Gone),
+                        },
+                        Some(Ok(m)) => m,
+                    };
+                    if let Some(end) = self.on_frame(msg) {
+                        return Poll::Ready(end);
                     }
-                };
-                last_seen = Instant::now();
-                if let Some(m) = hub.metrics() {
-                    count_received(m, &msg);
-                }
-                match msg {
-                    Message::Close(c) => break End::PeerClosed(c.map(|c| c.code.into())),
-                    Message::Ping(p) => {
-                        if let Some(m) = hub.metrics() {
-                            m.sent(FrameKind::Pong, 1, 2 + p.len() as u64);
-                        }
-                        ws.queue_message(&Message::Pong(p));
-                        if Box::pin(flush(&mut ws, cfg.write_timeout)).await.is_err() {
-                            break End::Gone;
-                        }
-                    }
-                    Message::Pong(_) | Message::Frame(_) => {}
-                    Message::Text(t) if cfg.echo => { client.send(Frame::text(t.as_str())); }
-                    Message::Binary(b) if cfg.echo => { client.send(Frame::binary(b)); }
-                    // An empty data frame is a heartbeat (wsrv).
-                    Message::Text(t) if t.as_str().is_empty() => {}
-                    Message::Binary(b) if b.is_empty() => {}
-                    Message::Text(_) | Message::Binary(_) if expiry.passed() => {
-                        break End::Close(expired(&hub, &id));
-                    }
-                    Message::Text(t) => Box::pin(on_text(&hub, &app, &client, &session, &mut limit, t.as_str())).await,
-                    Message::Binary(b) => Box::pin(on_binary(&hub, &app, &client, &session, &mut limit, &b)).await,
-                }
-                if limit.closing() {
-                    hub.refusals().note(cause::RATE_CLOSE, &id);
-                    break End::Close(Close::new(code::POLICY, format!("rate limit: over {} frames/s for a whole burst", cfg.max_messages_per_sec)));
-                }
-                if expiry.changed(&client) {
-                    // `refresh` gave a new expiry: the timer follows it.
-                    ping.as_mut().reset(expiry.first(next_ping));
-                }
-            },
-            () = &mut ping => {
-                if expiry.passed() {
-                    break End::Close(expired(&hub, &id));
-                }
-                if Instant::now() >= next_ping {
-                    if last_seen.elapsed() > cfg.heartbeat_timeout {
-                        break End::Close(Close::heartbeat_timeout(cfg.heartbeat_timeout.as_secs()));
-                    }
-                    next_ping = Instant::now() + cfg.ping_interval;
-                    if let Some(m) = hub.metrics() {
-                        m.sent(FrameKind::Ping, 1, 2);
-                    }
-                    ws.queue_message(&Message::Ping(bytes::Bytes::new()));
-                    if Box::pin(flush(&mut ws, cfg.write_timeout)).await.is_err() {
-                        break End::Gone;
+                    if let Some(end) = self.after_command(timer.as_mut()) {
+                        return Poll::Ready(end);
                     }
                 }
-                ping.as_mut().reset(expiry.first(next_ping));
+            }
+            if timer.as_mut().poll(cx).is_ready() {
+                if let Some(end) = self.on_timer() {
+                    return Poll::Ready(end);
+                }
+                timer.as_mut().reset(self.next_wake());
+                progress = true;
+            }
+            if !progress {
+                return Poll::Pending;
             }
         }
-    };
+    }
 
-    Box::pin(finish(ws, &hub, &app, &id, end)).await;
+    /// After a frame or a command: the rate limit may close, `refresh` may move the expiry.
+    fn after_command(&mut self, timer: std::pin::Pin<&mut tokio::time::Sleep>) -> Option<End> {
+        let cfg = self.hub.config();
+        if self.limit.closing() {
+            self.hub.refusals().note(cause::RATE_CLOSE, &self.id);
+            return Some(End::Close(Close::new(
+                code::POLICY,
+                format!(
+                    "rate limit: over {} frames/s for a whole burst",
+                    cfg.max_messages_per_sec
+                ),
+            )));
+        }
+        if self.expiry.changed(&self.client) {
+            timer.reset(self.next_wake());
+        }
+        None
+    }
+
+    /// The timer fired: a write that waited too long, the token's expiry, or the next ping.
+    fn on_timer(&mut self) -> Option<End> {
+        let cfg = self.hub.config();
+        if self.expiry.passed() {
+            return Some(End::Close(expired(&self.hub, &self.id)));
+        }
+        if let Some(since) = self.stalled {
+            if since.elapsed() >= cfg.write_timeout {
+                let why = format!(
+                    "write timed out after {:?}: the peer stopped reading",
+                    cfg.write_timeout
+                );
+                self.app.errored(&self.hub, &self.id, &why);
+                return Some(End::Gone);
+            }
+        }
+        if Instant::now() >= self.next_ping {
+            if self.last_seen.elapsed() > cfg.heartbeat_timeout {
+                return Some(End::Close(Close::heartbeat_timeout(
+                    cfg.heartbeat_timeout.as_secs(),
+                )));
+            }
+            // Quiet since the last ping, perhaps: give back what a burst left allocated.
+            if self.batch.is_empty() && self.batch.capacity() > 0 {
+                self.batch = VecDeque::new();
+            }
+            self.client.outbox().shrink_idle();
+            self.ws.shrink_idle();
+            self.next_ping = Instant::now() + cfg.ping_interval;
+            if let Some(m) = self.hub.metrics() {
+                m.sent(FrameKind::Ping, 1, 2);
+            }
+            self.ws.queue_message(&Message::Ping(bytes::Bytes::new()));
+        }
+        None
+    }
+
+    /// Handles one frame from the peer; `Some` when the connection ends with it.
+    fn on_frame(&mut self, m: crate::transport::read::Incoming) -> Option<End> {
+        let cfg = self.hub.config();
+        let msg = match self
+            .limit
+            .take(m.frames, cfg.max_messages_per_sec, cfg.message_burst)
+        {
+            Verdict::Pass => m.message,
+            Verdict::Warn => {
+                self.hub.refusals().note(cause::RATE, &self.id);
+                self.client
+                    .send(rate_limited(&m.message, self.client.id(), cfg));
+                return None;
+            }
+            Verdict::Drop => return None,
+            Verdict::Close => {
+                self.hub.refusals().note(cause::RATE_CLOSE, &self.id);
+                return Some(End::Close(Close::new(
+                    code::POLICY,
+                    format!(
+                        "rate limit: over {} frames/s for a whole burst",
+                        cfg.max_messages_per_sec
+                    ),
+                )));
+            }
+        };
+        self.last_seen = Instant::now();
+        if let Some(m) = self.hub.metrics() {
+            count_received(m, &msg);
+        }
+        match msg {
+            Message::Close(c) => return Some(End::PeerClosed(c.map(|c| c.code.into()))),
+            Message::Ping(p) => {
+                if let Some(m) = self.hub.metrics() {
+                    m.sent(FrameKind::Pong, 1, 2 + p.len() as u64);
+                }
+                self.ws.queue_message(&Message::Pong(p));
+            }
+            Message::Pong(_) | Message::Frame(_) => {}
+            Message::Text(t) if cfg.echo => {
+                self.client.send(Frame::text(t.as_str()));
+            }
+            Message::Binary(b) if cfg.echo => {
+                self.client.send(Frame::binary(b));
+            }
+            // An empty data frame is a heartbeat (wsrv).
+            Message::Text(t) if t.as_str().is_empty() => {}
+            Message::Binary(b) if b.is_empty() => {}
+            Message::Text(_) | Message::Binary(_) if self.expiry.passed() => {
+                return Some(End::Close(expired(&self.hub, &self.id)));
+            }
+            Message::Text(t) => match serde_json::from_str::<JsonRequest>(t.as_str()) {
+                Ok(req) => self.command(Command::from_json(req, &crate::commands::Table)),
+                Err(e) => {
+                    self.client.send(Frame::json(&JsonReply {
+                        cmd: String::new(),
+                        seqno: Value::String(String::new()),
+                        status: status::BAD_REQUEST,
+                        msg: format!("malformed JSON request ({e}); expected {{\"cmd\": string, \"seqno\": any, \"data\": any}}"),
+                        data: Value::Null,
+                    }));
+                }
+            },
+            Message::Binary(b) => {
+                let bad = |why: String| {
+                    Frame::sendmsg(&SendMsg {
+                        cmd: CMD_ERROR,
+                        timestamp: now_ms(),
+                        to_client_id: self.client.id().into(),
+                        status: status::BAD_REQUEST,
+                        desc: why,
+                        ..Default::default()
+                    })
+                };
+                match SendMsg::decode(b.as_ref()) {
+                    Err(e) => {
+                        self.client
+                            .send(bad(format!("malformed SendMsg protobuf: {e}")));
+                    }
+                    Ok(msg) => {
+                        self.app.message(&self.hub, &self.client, &msg);
+                        match Command::from_sendmsg(msg, &crate::commands::Table) {
+                            Ok(cmd) => self.command(cmd),
+                            Err(why) => {
+                                self.client.send(bad(why));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Starts a command: charged to the rate limit for every publish it asks for, then run
+    /// through the application (middleware, handlers, built-ins) as the connection's busy step.
+    fn command(&mut self, cmd: Command) {
+        let cfg = self.hub.config();
+        let to = cmd.reply_to();
+        // The frame paid for itself when it was read; a send to several channels pays for
+        // each further publish before it runs (a bigger one is refused whole by the cap).
+        let extra = cmd.publishes().min(cfg.max_channels_per_send) - 1;
+        if extra > 0 {
+            let verdict =
+                self.limit
+                    .take(extra as u32, cfg.max_messages_per_sec, cfg.message_burst);
+            if verdict != Verdict::Pass {
+                self.hub.refusals().note(cause::RATE, &self.id);
+                let reply = Reply::error(
+                    status::TOO_MANY,
+                    format!(
+                        "rate limit: this send publishes to {} channels and each counts as a frame; at most {} frames/s (burst {})",
+                        extra + 1,
+                        cfg.max_messages_per_sec,
+                        cfg.message_burst
+                    ),
+                );
+                self.client
+                    .send(reply.encode(&to, self.client.id(), &cfg.server_id));
+                return;
+            }
+        }
+        let session = self.session.get_or_insert_with(Session::default).clone();
+        let (hub, app, client) = (self.hub.clone(), self.app.clone(), self.client.clone());
+        self.busy = Some(Box::pin(async move {
+            let started = Instant::now();
+            let ctx = Context {
+                hub: hub.clone(),
+                client: client.clone(),
+                session,
+                command: cmd,
+            };
+            let reply: Reply = app.dispatch(ctx).await;
+            if let Some(m) = hub.metrics() {
+                m.command(
+                    crate::commands::label(&to.name),
+                    Source::Ws,
+                    started.elapsed(),
+                );
+            }
+            if !reply.silent {
+                client.send(reply.encode(&to, client.id(), &hub.config().server_id));
+            }
+        }));
+    }
 }
 
 /// Counts a frame received (a whole message counts as one frame of its kind).
@@ -236,14 +613,6 @@ fn queue_batch(
         m.sent(FrameKind::Binary, sent[1].0, sent[1].1);
     }
     streaming
-}
-
-/// The next part of the message being streamed; never ready when there is none.
-async fn next_part(streaming: &mut Option<Box<Streaming>>) -> Option<Part> {
-    match streaming {
-        Some(s) => s.rx.rx.recv().await,
-        None => std::future::pending().await,
-    }
 }
 
 /// Queues one part of a streamed message; at its end, goes on with the rest of the batch.
@@ -352,26 +721,6 @@ async fn finish(mut ws: Socket, hub: &Hub, app: &App, id: &str, end: End) {
     tracing::debug!(client_id = %id, "disconnected");
 }
 
-/// Writes what is queued. Almost every batch fits in the socket buffer at once: try without
-/// arming a timer (a timer per batch per client is measurable in a broadcast), and bound the
-/// wait only when the socket is full.
-async fn flush(ws: &mut Socket, limit: Duration) -> Result<(), String> {
-    let result = {
-        let mut write = std::pin::pin!(ws.flush());
-        match futures_util::FutureExt::now_or_never(&mut write) {
-            Some(r) => Ok(r),
-            None => timeout(limit, write).await,
-        }
-    };
-    match result {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(format!("write failed: {e}")),
-        Err(_) => Err(format!(
-            "write timed out after {limit:?}: the peer stopped reading"
-        )),
-    }
-}
-
 /// Sends our close frame, then waits (bounded) for the peer's.
 async fn close_handshake(ws: &mut Socket, close: Close, limit: Duration) {
     ws.queue_close(close.code, &close.reason);
@@ -387,115 +736,4 @@ async fn close_handshake(ws: &mut Socket, close: Close, limit: Duration) {
         let _ = ws.shutdown().await;
     })
     .await;
-}
-
-async fn on_text(
-    hub: &Hub,
-    app: &Arc<App>,
-    client: &ClientHandle,
-    session: &Session,
-    limit: &mut RateLimit,
-    text: &str,
-) {
-    match serde_json::from_str::<JsonRequest>(text) {
-        Ok(req) => {
-            dispatch(
-                hub,
-                app,
-                client,
-                session,
-                limit,
-                Command::from_json(req, &crate::commands::Table),
-            )
-            .await
-        }
-        Err(e) => {
-            client.send(Frame::json(&JsonReply {
-                cmd: String::new(),
-                seqno: Value::String(String::new()),
-                status: status::BAD_REQUEST,
-                msg: format!("malformed JSON request ({e}); expected {{\"cmd\": string, \"seqno\": any, \"data\": any}}"),
-                data: Value::Null,
-            }));
-        }
-    }
-}
-
-async fn on_binary(
-    hub: &Hub,
-    app: &Arc<App>,
-    client: &ClientHandle,
-    session: &Session,
-    limit: &mut RateLimit,
-    bytes: &[u8],
-) {
-    let bad = |why: String| {
-        client.send(Frame::sendmsg(&SendMsg {
-            cmd: CMD_ERROR,
-            timestamp: now_ms(),
-            to_client_id: client.id().into(),
-            status: status::BAD_REQUEST,
-            desc: why,
-            ..Default::default()
-        }));
-    };
-    let msg = match SendMsg::decode(bytes) {
-        Ok(m) => m,
-        Err(e) => return bad(format!("malformed SendMsg protobuf: {e}")),
-    };
-    app.message(hub, client, &msg);
-    match Command::from_sendmsg(msg, &crate::commands::Table) {
-        Ok(cmd) => dispatch(hub, app, client, session, limit, cmd).await,
-        Err(why) => bad(why),
-    }
-}
-
-async fn dispatch(
-    hub: &Hub,
-    app: &Arc<App>,
-    client: &ClientHandle,
-    session: &Session,
-    limit: &mut RateLimit,
-    cmd: Command,
-) {
-    let to = cmd.reply_to();
-    let cfg = hub.config();
-    // The frame paid for itself when it was read; a send to several channels pays for each
-    // further publish before it runs (a bigger one is refused whole by the channel cap).
-    let extra = cmd.publishes().min(cfg.max_channels_per_send) - 1;
-    if extra > 0 {
-        let verdict = limit.take(extra as u32, cfg.max_messages_per_sec, cfg.message_burst);
-        if verdict != Verdict::Pass {
-            hub.refusals().note(cause::RATE, client.id());
-            let reply = Reply::error(
-                status::TOO_MANY,
-                format!(
-                    "rate limit: this send publishes to {} channels and each counts as a frame; at most {} frames/s (burst {})",
-                    extra + 1,
-                    cfg.max_messages_per_sec,
-                    cfg.message_burst
-                ),
-            );
-            client.send(reply.encode(&to, client.id(), &cfg.server_id));
-            return;
-        }
-    }
-    let started = Instant::now();
-    let ctx = Context {
-        hub: hub.clone(),
-        client: client.clone(),
-        session: session.clone(),
-        command: cmd,
-    };
-    let reply: Reply = app.dispatch(ctx).await;
-    if let Some(m) = hub.metrics() {
-        m.command(
-            crate::commands::label(&to.name),
-            Source::Ws,
-            started.elapsed(),
-        );
-    }
-    if !reply.silent {
-        client.send(reply.encode(&to, client.id(), &hub.config().server_id));
-    }
 }
