@@ -107,4 +107,84 @@ pub struct BenchArgs {
     /// Connect every client from 127.0.0.1 (by default sources spread over 127.0.0.0/8).
     #[arg(long)]
     pub(super) no_spread_sources: bool,
+    /// Run shard I of N (0-based) of a bench spread over machines: this process opens its share
+    /// of the subscribers (-c) and of the publishers (-p) and publishes its share of the rate
+    /// (-r); -c, -p and -r are the whole run's. Every shard accounts for every publisher's
+    /// messages; latency is taken from this shard's own publishers only (one clock). Merge the
+    /// shards' --json reports with `wsp bench merge`. Needs --url (one pool for all shards).
+    #[arg(long, env = "WSP_BENCH_SHARD")]
+    pub(super) shard: Option<Shard>,
+    /// Start publishing at this wall-clock time, seconds since the Unix epoch (every shard of a
+    /// spread bench the same; connections open before it). Default: as soon as connected.
+    #[arg(long, env = "WSP_BENCH_START_AT")]
+    pub(super) start_at: Option<f64>,
+    /// Write a JUnit XML file: one test case per threshold and per loss check, with the
+    /// measured value in its message (for a CI's test report).
+    #[arg(long)]
+    pub(super) junit: Option<PathBuf>,
+    /// Write the summary as a Markdown table (for a CI step summary, e.g.
+    /// `$GITHUB_STEP_SUMMARY`).
+    #[arg(long)]
+    pub(super) summary_md: Option<PathBuf>,
+}
+
+/// `--shard I/N`: shard I (0-based) of N.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// This shard, from 0.
+    pub index: usize,
+    /// Shards in all.
+    pub count: usize,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || {
+            format!(
+                "--shard {s:?}: expected I/N with 0 <= I < N, e.g. 0/3 (I is 0-based, as Kubernetes' JOB_COMPLETION_INDEX)"
+            )
+        };
+        let (i, n) = s.trim().split_once('/').ok_or_else(bad)?;
+        let (index, count): (usize, usize) = (
+            i.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+/// The part of `total` that share `index` of `count` takes: (first, how many), in contiguous
+/// ranges, the first ones one bigger when it does not divide.
+pub fn share(total: usize, index: usize, count: usize) -> (usize, usize) {
+    let base = total / count;
+    let extra = total % count;
+    (
+        index * base + index.min(extra),
+        base + usize::from(index < extra),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_parse_and_share_without_overlap() {
+        assert_eq!("1/3".parse::<Shard>(), Ok(Shard { index: 1, count: 3 }));
+        for bad in ["3/3", "1", "a/3", "0/0", "-1/2"] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
+        let parts: Vec<_> = (0..3).map(|i| share(10, i, 3)).collect();
+        assert_eq!(parts, vec![(0, 4), (4, 3), (7, 3)]);
+    }
 }

@@ -83,4 +83,7 @@ pub struct WorkerResult {
     /// Per-second latency and deliveries.
     #[serde(default)]
     pub timeline: super::timeline::Encoded,
+    /// The highest sequence number + 1 seen of each publisher.
+    #[serde(default)]
+    pub seen: std::collections::BTreeMap<u32, u64>,
 }

@@ -6,11 +6,13 @@
 //! workers).
 
 mod args;
+mod ci;
 mod client;
 mod clock;
 mod compare;
 mod html;
 mod live;
+mod merge;
 mod plan;
 mod progress;
 mod reconnect;
@@ -53,12 +55,16 @@ pub struct BenchCommand {
 enum BenchSub {
     /// Compare two `--json` reports side by side; exit 1 when B regressed.
     Compare(compare::CompareArgs),
+    /// Merge the `--json` reports of the shards of a spread run (`--shard I/N`) into one, and
+    /// apply the gates to the whole; exit 1 when one fails.
+    Merge(merge::MergeArgs),
 }
 
 /// Runs `wsp bench` or `wsp bench compare`.
 pub fn command(c: BenchCommand) -> anyhow::Result<ExitCode> {
     match c.sub {
         Some(BenchSub::Compare(args)) => compare::main(args),
+        Some(BenchSub::Merge(args)) => merge::main(args),
         None => main(c.run),
     }
 }
@@ -105,6 +111,10 @@ pub fn main(args: BenchArgs) -> anyhow::Result<ExitCode> {
     }
 
     let plans = split(&args, &urls, duration);
+    let shard_publishers = match args.shard {
+        Some(sh) => args::share(args.publishers, sh.index, sh.count),
+        None => (0, args.publishers),
+    };
     // What is shown and reported: the URLs without the token.
     let shown: Vec<String> = match &embedded {
         Some(s) => vec![s.url.clone()],
@@ -113,7 +123,8 @@ pub fn main(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let lives: Vec<Arc<Live>> = plans.iter().map(|_| Arc::new(Live::default())).collect();
     let mut view = progress::View::new(!args.no_tui, &args, &shown, duration);
     let server_pid = embedded.as_ref().map(|s| s.pid).or(args.server_pid);
-    let outcome = target::run_workers(&plans, &lives, server_pid, &mut view);
+    let start_at = args.start_at.map(|s| (s * 1e9) as u64);
+    let outcome = target::run_workers(&plans, &lives, server_pid, start_at, &mut view);
     view.finish();
     let outcome = outcome?;
 
@@ -124,7 +135,12 @@ pub fn main(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let mut errors: Vec<(String, u64)> = Vec::new();
     let (mut cpu_ms, mut wall_ms, mut connect_ms) = (0, 0, 0);
     let mut timeline = timeline::Timeline::default();
+    let mut seen: std::collections::BTreeMap<u32, u64> = Default::default();
     for r in &outcome.results {
+        for (p, top) in &r.seen {
+            let t = seen.entry(*p).or_default();
+            *t = (*t).max(*top);
+        }
         timeline.add(&timeline::Timeline::decode(&r.timeline)?);
         counts.add(&r.counts);
         latency.add(stats::decode(&r.latency)?).ok();
@@ -143,8 +159,17 @@ pub fn main(args: BenchArgs) -> anyhow::Result<ExitCode> {
     // Receivers established = connections minus publishers (in echo every client receives).
     let receivers = match args.scenario {
         Scenario::Echo | Scenario::Connect => counts.connected,
-        _ => counts.connected.saturating_sub(args.publishers as u64),
+        _ => counts.connected.saturating_sub(shard_publishers.1 as u64),
     };
+    // A shard's subscribers get every shard's messages: what the others' publishers sent, as
+    // far as this shard saw (the merge knows it exactly).
+    let own = shard_publishers.0 as u32..(shard_publishers.0 + shard_publishers.1) as u32;
+    let foreign_sent: u64 = seen
+        .iter()
+        .filter(|(p, _)| !own.contains(p))
+        .map(|(_, top)| top)
+        .sum();
+    let encoded = timeline.encode();
     let mut report = Report::build(report::Inputs {
         scenario: args.scenario,
         target: report::Target {
@@ -153,9 +178,11 @@ pub fn main(args: BenchArgs) -> anyhow::Result<ExitCode> {
             protocol: args.protocol,
         },
         config: report::Config {
-            clients: args.clients,
-            publishers: args.publishers,
-            rate: args.rate,
+            clients: args.shard.map_or(args.clients, |sh| {
+                args::share(args.clients, sh.index, sh.count).1
+            }),
+            publishers: shard_publishers.1,
+            rate: args.rate * shard_publishers.1 as f64 / args.publishers.max(1) as f64,
             payload: args.payload,
             payload_kind: args.payload_kind,
             compression: args.compression,
@@ -176,6 +203,16 @@ pub fn main(args: BenchArgs) -> anyhow::Result<ExitCode> {
         receivers,
         command_line: command_line(),
         timeline: timeline.rows(&outcome.samples),
+        timeline_latency: encoded.latency,
+        foreign_sent,
+        shard: args.shard.map(|sh| report::ShardInfo {
+            index: sh.index,
+            count: sh.count,
+            receivers,
+            first_publisher: shard_publishers.0,
+            publishers: shard_publishers.1,
+            foreign_sent,
+        }),
         ramp: outcome
             .ramp
             .iter()
@@ -186,6 +223,16 @@ pub fn main(args: BenchArgs) -> anyhow::Result<ExitCode> {
     drop(embedded);
 
     eprint!("{}", report.summary());
+    if let Some(hint) = report.limit_hint() {
+        eprintln!("  hint          {hint}");
+    }
+    let checks = ci::checks(&report, &args.threshold, args.allow_loss);
+    ci::write(
+        &report,
+        &checks,
+        args.junit.as_deref(),
+        args.summary_md.as_deref(),
+    )?;
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&report)? + "\n";
         if path.as_os_str() == "-" {
@@ -283,6 +330,23 @@ fn validate(args: &BenchArgs, duration: Duration) -> anyhow::Result<()> {
     {
         bail!("--publishers must be at least 1 for {:?}", args.scenario);
     }
+    if let Some(sh) = args.shard {
+        if args.url.is_empty() {
+            bail!("--shard {sh} needs --url: every shard must load the same pool (start it once, then point each shard at it)");
+        }
+        if matches!(args.scenario, Scenario::Unicast) {
+            bail!("--shard splits broadcast, reconnect, echo and connect runs; a unicast targets clients by a per-run id that another shard cannot know");
+        }
+        if args.publishers < sh.count
+            && args.scenario != Scenario::Echo
+            && args.scenario != Scenario::Connect
+        {
+            bail!("--shard {sh}: each shard needs a publisher of its own (latency is measured on one clock): give --publishers at least {}", sh.count);
+        }
+        if args.clients < sh.count {
+            bail!("--shard {sh}: --clients must be at least {}", sh.count);
+        }
+    }
     if args.scenario == Scenario::Unicast && args.protocol == Protocol::Shootout {
         bail!("the shootout protocol has no unicast; use --scenario broadcast or echo");
     }
@@ -307,8 +371,11 @@ fn gates(report: &mut Report, args: &BenchArgs, baseline: Option<&Report>) {
             report.fail(format!("{} deliveries out of order", report.out_of_order));
         }
     }
-    for t in &args.threshold {
-        report.check(t);
+    // The loss checks above, and each threshold (the same checks `--junit` lists).
+    for c in ci::checks(report, &args.threshold, args.allow_loss) {
+        if !c.passed && c.name.starts_with("threshold") {
+            report.fail(c.message);
+        }
     }
     if let Some(base) = baseline {
         report.compare(base, args.max_regression, args.regression_floor_ms);
@@ -332,15 +399,23 @@ fn split(args: &BenchArgs, urls: &[String], duration: Duration) -> Vec<Plan> {
         _ => 0,
     };
     let run_id = format!("b{:x}", clock::now_ns() % 0xffff_ffff);
-    let share = |total: usize, w: usize| {
-        let base = total / args.workers;
-        let extra = total % args.workers;
-        (w * base + w.min(extra), base + usize::from(w < extra))
+    // This process's part: the whole run, or its shard's share of clients and publishers.
+    let ((client0, my_clients), (publisher0, my_publishers)) = match args.shard {
+        Some(sh) => (
+            args::share(args.clients, sh.index, sh.count),
+            args::share(publishers, sh.index, sh.count),
+        ),
+        None => ((0, args.clients), (0, publishers)),
     };
+    let latency_from = args
+        .shard
+        .map(|_| (publisher0 as u32, my_publishers as u32));
     (0..args.workers)
         .map(|w| {
-            let (first_client, clients) = share(args.clients, w);
-            let (first_publisher, pubs) = share(publishers, w);
+            let (first_client, clients) = args::share(my_clients, w, args.workers);
+            let (first_publisher, pubs) = args::share(my_publishers, w, args.workers);
+            let (first_client, first_publisher) =
+                (client0 + first_client, publisher0 + first_publisher);
             Plan {
                 urls: urls.to_vec(),
                 protocol: args.protocol,
@@ -364,6 +439,7 @@ fn split(args: &BenchArgs, urls: &[String], duration: Duration) -> Vec<Plan> {
                 channel: "bench".into(),
                 spread_sources: !args.no_spread_sources,
                 reconnect_every_ms: args.reconnect_every.as_millis() as u64,
+                latency_from,
             }
         })
         .collect()

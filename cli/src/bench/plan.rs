@@ -82,6 +82,10 @@ pub struct Plan {
     /// `reconnect`: each subscriber drops its connection about this often (ms).
     #[serde(default)]
     pub reconnect_every_ms: u64,
+    /// A shard of a spread run: latency is sampled only from the messages of these publishers
+    /// (first global index, how many), the ones on this machine's clock. `None`: all.
+    #[serde(default)]
+    pub latency_from: Option<(u32, u32)>,
 }
 
 impl Plan {

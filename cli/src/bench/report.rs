@@ -188,6 +188,48 @@ pub struct Report {
     /// Latency distribution of the measured window.
     #[serde(default)]
     pub latency_distribution: Vec<Bucket>,
+    /// The run's histograms in HdrHistogram's V2 serialized form (base64), so that reports
+    /// can be merged exactly (`wsp bench merge`).
+    #[serde(default)]
+    pub histograms: Histograms,
+    /// Per second of the timeline, its latency histogram (base64 V2), for the same reason.
+    #[serde(default)]
+    pub timeline_latency: Vec<String>,
+    /// `--shard I/N`: which part of a spread run this report is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardInfo>,
+    /// `wsp bench merge`: how many shard reports this one merges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_from: Option<usize>,
+}
+
+/// The run's histograms, serialized (base64 of HdrHistogram V2), microseconds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Histograms {
+    /// One-way latency, measured window.
+    pub latency: String,
+    /// Publisher round trip.
+    pub rtt: String,
+    /// Handshakes.
+    pub connect: String,
+}
+
+/// A shard of a run spread over machines.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ShardInfo {
+    /// This shard, from 0.
+    pub index: usize,
+    /// Shards in all.
+    pub count: usize,
+    /// Receiving clients of this shard that connected.
+    pub receivers: u64,
+    /// Global index of this shard's first publisher.
+    pub first_publisher: usize,
+    /// Its publishers.
+    pub publishers: usize,
+    /// What the other shards' publishers were seen to send (highest sequence + 1 each), in
+    /// this shard's `expected`.
+    pub foreign_sent: u64,
 }
 
 /// How the subscribers of a `reconnect` run came back.
@@ -244,6 +286,12 @@ pub struct Inputs {
     pub timeline: Vec<Second>,
     /// Connections over the connect phase.
     pub ramp: Vec<RampPoint>,
+    /// Messages other shards' publishers sent, as far as this shard saw (0 unsharded).
+    pub foreign_sent: u64,
+    /// Per-second latency histograms, serialized.
+    pub timeline_latency: Vec<String>,
+    /// The shard, when sharded.
+    pub shard: Option<ShardInfo>,
 }
 
 impl Report {
@@ -251,7 +299,7 @@ impl Report {
     pub fn build(i: Inputs) -> Report {
         let c = &i.counts;
         let expected = match i.scenario {
-            Scenario::Broadcast | Scenario::Reconnect => c.sent * i.receivers,
+            Scenario::Broadcast | Scenario::Reconnect => (c.sent + i.foreign_sent) * i.receivers,
             Scenario::Unicast | Scenario::Echo => c.sent,
             Scenario::Connect => 0,
         };
@@ -321,6 +369,14 @@ impl Report {
             timeline: i.timeline,
             ramp: i.ramp,
             latency_distribution: distribution(&i.latency),
+            histograms: Histograms {
+                latency: super::stats::encode(&i.latency),
+                rtt: super::stats::encode(&i.rtt),
+                connect: super::stats::encode(&i.connect),
+            },
+            timeline_latency: i.timeline_latency,
+            shard: i.shard,
+            merged_from: None,
         }
     }
 
@@ -444,6 +500,28 @@ pub struct Threshold {
     text: String,
 }
 
+impl Threshold {
+    /// The metric it tests (a summary key such as `p99_ms`).
+    pub fn metric(&self) -> &str {
+        &self.metric
+    }
+
+    /// The threshold as the user wrote it (`p99_ms<50`).
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Whether the measured value satisfies it.
+    pub fn holds(&self, v: f64) -> bool {
+        match self.op.as_str() {
+            "<" => v < self.value,
+            "<=" => v <= self.value,
+            ">" => v > self.value,
+            _ => v >= self.value,
+        }
+    }
+}
+
 impl std::str::FromStr for Threshold {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -509,24 +587,24 @@ impl Report {
         ]
     }
 
-    /// Applies a threshold; records a failure when it does not hold.
-    pub fn check(&mut self, t: &Threshold) {
-        let Some(v) = self.metric(&t.metric) else {
-            self.fail(format!(
-                "threshold {}: metric not measured in this run",
-                t.text
-            ));
-            return;
-        };
-        let ok = match t.op.as_str() {
-            "<" => v < t.value,
-            "<=" => v <= t.value,
-            ">" => v > t.value,
-            _ => v >= t.value,
-        };
-        if !ok {
-            self.fail(format!("threshold {} not met: {} = {v}", t.text, t.metric));
-        }
+    /// When the server's own limits refused the bench: which setting did it, and what to do.
+    pub fn limit_hint(&self) -> Option<String> {
+        let (e, _) = self.errors.iter().find(|(e, _)| e.contains("rate limit"))?;
+        let limit: Option<f64> = e
+            .split("over ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse().ok());
+        let per_publisher = self.config.rate / self.config.publishers.max(1) as f64;
+        let spread = limit.map_or(String::new(), |l| {
+            format!(
+                ", or spread the rate over more publishers: -p {} keeps each under {l:.0}/s",
+                (self.config.rate / (l * 0.8)).ceil().max(2.0)
+            )
+        });
+        Some(format!(
+            "the server's rate limit refused the bench ({e}; each publisher sent {per_publisher:.0}/s): raise the server's --max-messages-per-sec (0: no limit){spread}"
+        ))
     }
 
     /// Compares with a baseline: latency p50/p99 may grow by at most `pct` percent (a factor of
@@ -566,8 +644,57 @@ pub fn load(path: &std::path::Path) -> anyhow::Result<Report> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A small report, for tests of what is built from one.
+    pub(crate) fn sample_report() -> Report {
+        let mut latency = crate::bench::stats::histogram();
+        for us in [900, 1000, 1100, 5000] {
+            latency.record(us).unwrap();
+        }
+        Report::build(Inputs {
+            scenario: Scenario::Broadcast,
+            target: Target {
+                urls: vec!["ws://127.0.0.1:1/ws".into()],
+                embedded: false,
+                protocol: Protocol::Wsp,
+            },
+            config: Config {
+                clients: 2,
+                publishers: 1,
+                rate: 10.0,
+                payload: 64,
+                payload_kind: Default::default(),
+                compression: false,
+                duration_s: 3.0,
+                warmup_s: 1.0,
+                workers: 1,
+                ramp: 100.0,
+            },
+            counts: Counts {
+                sent: 5,
+                delivered: 10,
+                connected: 3,
+                ..Counts::default()
+            },
+            latency,
+            rtt: crate::bench::stats::histogram(),
+            connect: crate::bench::stats::histogram(),
+            connect_ms: 10,
+            cpu_ms: 10,
+            wall_ms: 1000,
+            server_percent: None,
+            errors: vec![],
+            receivers: 2,
+            command_line: "wsp bench".into(),
+            timeline: vec![],
+            ramp: vec![],
+            foreign_sent: 0,
+            timeline_latency: vec![],
+            shard: None,
+        })
+    }
 
     #[test]
     fn thresholds_parse_units_and_reject_nonsense() {
@@ -583,5 +710,20 @@ mod tests {
         assert!("p99=5".parse::<Threshold>().is_err());
         assert!("p42<5ms".parse::<Threshold>().is_err());
         assert!("p99<fast".parse::<Threshold>().is_err());
+    }
+
+    #[test]
+    fn a_rate_limit_refusal_says_which_setting_and_what_to_do() {
+        let mut r = sample_report();
+        assert_eq!(r.limit_hint(), None);
+        r.config.rate = 300.0;
+        r.errors = vec![(
+            "server closed a connection: 1008 rate limit: over 100 frames/s for a whole burst"
+                .into(),
+            1,
+        )];
+        let hint = r.limit_hint().unwrap();
+        assert!(hint.contains("--max-messages-per-sec"), "{hint}");
+        assert!(hint.contains("-p 4"), "{hint}");
     }
 }

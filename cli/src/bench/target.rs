@@ -114,6 +114,7 @@ pub fn run_workers(
     plans: &[Plan],
     lives: &[Arc<Live>],
     server_pid: Option<u32>,
+    start_at: Option<u64>,
     view: &mut View,
 ) -> anyhow::Result<Outcome> {
     let (event_tx, event_rx) = mpsc::channel::<Event>();
@@ -180,12 +181,15 @@ pub fn run_workers(
                     let mut sum = Counts::default();
                     lives.iter().for_each(|l| sum.add(&l.snapshot()));
                     ramp.push((started.elapsed().as_secs_f64(), sum.connected));
-                    let start_ns = now_ns() + START_DELAY.as_nanos() as u64;
+                    // Every shard of a spread run starts at the same wall-clock time.
+                    let soonest = now_ns() + START_DELAY.as_nanos() as u64;
+                    let start_ns = start_at.map_or(soonest, |t| t.max(soonest));
+                    let delay = Duration::from_nanos(start_ns - now_ns().min(start_ns));
                     server_cpu0 = server_pid.and_then(|p| cpu_of(&p.to_string()));
                     for go in goes.drain(..) {
                         go(start_ns)?;
                     }
-                    publish_started = Some(Instant::now() + START_DELAY);
+                    publish_started = Some(Instant::now() + delay);
                 }
             }
             Ok(Event::Done(i, r)) => {

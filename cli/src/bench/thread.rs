@@ -14,6 +14,10 @@ use super::stats::{self, Counts, Seen, SeqTrack};
 use super::timeline::Timeline;
 use super::wire::Header;
 
+/// Publisher indices past this are not tracked in `seen` (a header is not trusted to size a
+/// table).
+const MAX_PUBLISHERS: usize = 1 << 20;
+
 /// Per-thread state, shared by the thread's tasks through `Rc<RefCell<…>>` (one thread: no lock).
 pub(super) struct ThreadStats {
     pub(super) counts: Counts,
@@ -27,6 +31,11 @@ pub(super) struct ThreadStats {
     pub(super) recent: Histogram<u64>,
     pub(super) flushes: u64,
     pub(super) timeline: Timeline,
+    /// Latency is sampled only from these publishers' messages (a shard's own), when set.
+    pub(super) latency_from: Option<(u32, u32)>,
+    /// The highest sequence number + 1 seen of each publisher, by publisher index (to know
+    /// what other shards' publishers sent).
+    pub(super) seen: Vec<u64>,
 }
 
 impl ThreadStats {
@@ -51,6 +60,17 @@ impl ThreadStats {
         wire: (usize, bool),
     ) {
         self.last_receipt = Instant::now();
+        let p = h.publisher as usize;
+        if p >= self.seen.len() && p < MAX_PUBLISHERS {
+            self.seen.resize(p + 1, 0);
+        }
+        if let Some(top) = self.seen.get_mut(p) {
+            *top = (*top).max(h.seq + 1);
+        }
+        let sampled = match self.latency_from {
+            None => true,
+            Some((first, n)) => (first..first + n).contains(&h.publisher),
+        };
         self.counts.received += 1;
         self.counts.wire_bytes += wire.0 as u64;
         self.counts.compressed += u64::from(wire.1);
@@ -62,6 +82,14 @@ impl ThreadStats {
                 }
                 self.counts.delivered += 1;
                 let us = now_ns.saturating_sub(h.intended_ns) / 1000;
+                if !sampled {
+                    // Another machine's publisher: its send time is on another clock.
+                    self.timeline.count(now_ns);
+                    if h.measured {
+                        self.counts.delivered_measured += 1;
+                    }
+                    return;
+                }
                 stats::record(&mut self.recent, us);
                 self.timeline.record(h.intended_ns, now_ns, us);
                 if h.measured {

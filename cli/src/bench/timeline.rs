@@ -53,6 +53,17 @@ impl Timeline {
         }
     }
 
+    /// A delivery counted in its second of receipt, with no latency sample (a message of
+    /// another shard's publisher, sent on another clock).
+    pub fn count(&mut self, now_ns: u64) {
+        if let Some(s) = self.second(now_ns) {
+            if self.delivered.len() <= s {
+                self.delivered.resize(s + 1, 0);
+            }
+            self.delivered[s] += 1;
+        }
+    }
+
     /// Adds another thread's timeline.
     pub fn add(&mut self, o: &Timeline) {
         if self.latency.len() < o.latency.len() {
@@ -144,7 +155,7 @@ pub struct Sample {
 }
 
 /// One second of the report's `timeline`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Second {
     /// Seconds since publishing started.
     pub t: u64,

@@ -77,6 +77,12 @@ pub fn run(
         rtt.add(&part.rtt).ok();
         connect.add(&part.connect).ok();
         timeline.add(&part.timeline);
+        for (p, top) in part.seen.into_iter().enumerate() {
+            if top > 0 {
+                let t = result.seen.entry(p as u32).or_default();
+                *t = (*t).max(top);
+            }
+        }
         for (e, n) in part.errors {
             *errors.entry(e).or_default() += n;
         }
@@ -101,6 +107,7 @@ struct ThreadPart {
     connect: Histogram<u64>,
     errors: HashMap<String, u64>,
     timeline: Timeline,
+    seen: Vec<u64>,
 }
 
 fn thread_main(
@@ -144,6 +151,8 @@ async fn thread_run(
         recent: stats::histogram(),
         flushes: 0,
         timeline: Timeline::default(),
+        latency_from: plan.latency_from,
+        seen: Vec::new(),
     }));
 
     // This thread's clients: receivers i with i % threads == t, then publishers likewise.
@@ -249,5 +258,6 @@ async fn thread_run(
         connect: s.connect.clone(),
         errors: std::mem::take(&mut s.errors),
         timeline: std::mem::take(&mut s.timeline),
+        seen: std::mem::take(&mut s.seen),
     })
 }
