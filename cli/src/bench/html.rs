@@ -9,13 +9,16 @@ use plotters::prelude::*;
 
 use super::report::Report;
 
-const W: u32 = 740;
-const H: u32 = 300;
+// Drawn at this size and scaled to the page's width by CSS (the SVG has a viewBox).
+const W: u32 = 1200;
+const H: u32 = 340;
 
 /// A named series of points.
 struct Series {
     name: &'static str,
     color: RGBColor,
+    /// Drawn dashed (a reference line: the maximum, what was expected), swatch too.
+    dashed: bool,
     points: Vec<(f64, f64)>,
 }
 
@@ -49,7 +52,7 @@ where
         let root = SVGBackend::with_string(&mut svg, (W, H)).into_drawing_area();
         root.fill(&WHITE)?;
         let mut c = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 17))
+            .caption(title, ("sans-serif", 22))
             .margin(12)
             .x_label_area_size(38)
             .y_label_area_size(64)
@@ -61,12 +64,19 @@ where
             .light_line_style(RGBColor(238, 240, 243))
             .draw()?;
         for s in series.iter().filter(|s| !s.points.is_empty()) {
-            let color = s.color;
-            c.draw_series(LineSeries::new(s.points.clone(), color.stroke_width(2)))?
-                .label(s.name)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-                });
+            // The swatch is drawn with the line's own style: the same colour, the same dashes.
+            let style = s.color.stroke_width(2);
+            let anno = if s.dashed {
+                c.draw_series(DashedLineSeries::new(s.points.clone(), 7, 5, style))?
+            } else {
+                c.draw_series(LineSeries::new(s.points.clone(), style))?
+            };
+            let gap = if s.dashed { (7, 12) } else { (9, 9) };
+            anno.label(s.name).legend(move |(x, y)| {
+                EmptyElement::at((x, y))
+                    + PathElement::new(vec![(0, 0), (gap.0, 0)], style)
+                    + PathElement::new(vec![(gap.1, 0), (20, 0)], style)
+            });
         }
         if series.len() > 1 {
             c.configure_series_labels()
@@ -119,6 +129,7 @@ fn latency_chart(r: &Report) -> String {
     let pick = |name, color, f: fn(&super::timeline::Second) -> Option<f64>| Series {
         name,
         color,
+        dashed: name == "max",
         points: r
             .timeline
             .iter()
@@ -150,6 +161,7 @@ fn distribution_chart(r: &Report) -> String {
     let series = [Series {
         name: "share of deliveries",
         color: BLUE_,
+        dashed: false,
         points: r
             .latency_distribution
             .iter()
@@ -173,6 +185,7 @@ fn rate_chart(r: &Report) -> String {
         Series {
             name: "deliveries/s",
             color: BLUE_,
+            dashed: false,
             points: r
                 .timeline
                 .iter()
@@ -182,6 +195,7 @@ fn rate_chart(r: &Report) -> String {
         Series {
             name: "expected (sent × receivers)",
             color: GREY_,
+            dashed: true,
             points: r
                 .timeline
                 .iter()
@@ -210,6 +224,7 @@ fn ramp_chart(r: &Report) -> String {
     let series = [Series {
         name: "connections",
         color: GREEN_,
+        dashed: false,
         points: r.ramp.iter().map(|p| (p.t, p.connected as f64)).collect(),
     }];
     chart(
@@ -228,6 +243,7 @@ fn cpu_chart(r: &Report) -> String {
         Series {
             name: "generator",
             color: ORANGE_,
+            dashed: false,
             points: r
                 .timeline
                 .iter()
@@ -237,6 +253,7 @@ fn cpu_chart(r: &Report) -> String {
         Series {
             name: "server",
             color: RED_,
+            dashed: false,
             points: r
                 .timeline
                 .iter()
@@ -415,8 +432,9 @@ code {{ background: #f3f4f6; padding: 2px 6px; border-radius: 4px; word-break: b
 table {{ border-collapse: collapse; margin: 12px 0 18px; }}
 th {{ text-align: left; color: #57606a; font-weight: 500; padding: 3px 16px 3px 0; vertical-align: top; white-space: nowrap; }}
 td {{ padding: 3px 0; }}
-.charts {{ display: flex; flex-wrap: wrap; gap: 12px; }}
+.charts {{ display: flex; flex-direction: column; gap: 12px; }}
 figure {{ margin: 0; border: 1px solid #d0d7de; border-radius: 6px; overflow: hidden; }}
+figure svg {{ display: block; width: 100%; height: auto; }}
 .pass {{ color: #1a7f37; font-weight: 700; }} .fail {{ color: #cf222e; font-weight: 700; }}
 .dim {{ color: #57606a; }}
 </style></head><body>
