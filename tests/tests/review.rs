@@ -39,7 +39,7 @@ fn redis_in(r: &Redis) -> u64 {
 // ---- 1. amplification into Redis ------------------------------------------------------------
 
 #[tokio::test]
-async fn a_many_channel_send_is_refused_and_a_legal_one_reaches_redis_once() {
+async fn a_many_channel_send_is_refused_and_a_legal_one_costs_redis_at_most_a_copy_per_channel() {
     let redis = Redis::start();
     for history in [false, true] {
         let extra: &[&str] = if history {
@@ -101,10 +101,13 @@ async fn a_many_channel_send_is_refused_and_a_legal_one_reaches_redis_once() {
              16-channel send of a {frame_len} B frame → Redis took in {legal} B ({:.1}× the frame)",
             legal as f64 / frame_len as f64
         );
-        // A few KB per channel named at most, and linear in the frame: the message goes once.
+        // A refused send costs Redis nothing. A legal one: without history the message goes
+        // once; with history once per channel (each channel's slot keeps and publishes its own
+        // copy, docs/CLUSTER.md), so at most --max-channels-per-send (16) frames.
         assert!(refused < 2_000, "a refused send cost Redis {refused} B");
+        let copies = if history { names.len() as u64 } else { 1 };
         assert!(
-            legal < 3 * frame_len + 16 * 4096,
+            legal < (copies + 2) * frame_len + 16 * 4096,
             "a legal send cost Redis {legal} B for a {frame_len} B frame"
         );
     }
@@ -347,7 +350,9 @@ async fn the_api_cannot_push_a_remote_client_past_its_limits() {
         }
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let held: usize = redis.cli(&["SCARD", "{wsp}:cch:victim"]).parse().unwrap();
+    // Key scheme 2: the client's channel set is `wsp:cch:{tag}:victim`.
+    let key = redis.cli(&["--scan", "--pattern", "wsp:cch:*:victim"]);
+    let held: usize = redis.cli(&["SCARD", &key]).parse().unwrap();
     let info = json!({"info": {"big": "i".repeat(200_000)}, "client_id": "victim"});
     let r = a.api(KEY, "set_info", info).await;
     assert_eq!(r["status"], 413, "{r}");
@@ -357,7 +362,9 @@ async fn the_api_cannot_push_a_remote_client_past_its_limits() {
          the client holds {held} channels (limit 128); 200 KB info → 413"
     );
     assert!(held <= 128, "the remote client holds {held} channels");
-    assert!(refused >= 300 - 128, "only {refused} refused");
+    // A's pre-check reads what B has applied: a few joins still in flight to B pass it, and B
+    // (which holds the limit) refuses them; the client never holds more than 128.
+    assert!(refused >= 300 - 128 - 10, "only {refused} refused");
     assert_eq!(got["data"]["info"], json!({}), "{got}");
 }
 

@@ -1,7 +1,11 @@
 //! What travels between nodes over Redis pub/sub: a JSON header line, then the frame's raw
 //! bytes (never re-encoded, never base64). With channel history, the history script puts one
 //! more line in front, `H{"positions":[…],"time":ms,"index":i}`: where Redis placed the
-//! message in each channel (the same bytes are kept in the channel's stream).
+//! message in each channel (the same bytes are kept in the channel's stream). A send to
+//! several channels is published once per channel, copy `i` on channel `i`'s topic with the
+//! positions of channels `0..=i`; a node delivers copy `i` to the members of channel `i` that
+//! are in no later channel of the send, so each member gets it once, with every position it
+//! needs.
 
 use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};

@@ -8,10 +8,15 @@ use super::envelope;
 use super::{cluster_err, RedisCluster, HISTORY_META_TTL};
 use crate::pool::history::Fetched;
 use crate::pool::presence::{Delivery, Route};
+use crate::wire::publication::Position;
 
 impl RedisCluster {
-    /// Publishes a channel message through the history script; the nodes (this one too)
-    /// deliver it when it comes back from Redis with its positions.
+    /// Publishes a channel message through the history script, once per channel (each run
+    /// touches only that channel's slot); the nodes (this one too) deliver it when it comes
+    /// back from Redis with its positions. Channels go in the send's order, each run given the
+    /// positions the earlier ones got; a member gets the copy of the last of the send's
+    /// channels it is in. Redis takes in the message once per channel: at most
+    /// `--max-channels-per-send` times.
     pub(super) async fn publish_history(
         &self,
         channels: &[String],
@@ -19,35 +24,46 @@ impl RedisCluster {
         limits: crate::pool::history::Limits,
     ) -> crate::Result<()> {
         self.online()?;
-        let env = envelope::delivery(
-            &self.node,
-            Route::Channels(channels.to_vec()),
-            None,
-            delivery,
-        );
-        let mut args: Vec<Value> = vec![
-            "publish".into(),
-            (limits.size as i64).into(),
-            (limits.ttl.as_millis() as i64).into(),
-            (HISTORY_META_TTL.as_millis() as i64).into(),
-            if self.cfg.sharded {
-                "SPUBLISH"
-            } else {
-                "PUBLISH"
+        let many = channels.len() > 1;
+        let mut earlier: Vec<Position> = Vec::with_capacity(channels.len());
+        for (i, ch) in channels.iter().enumerate() {
+            let env = envelope::delivery(
+                &self.node,
+                Route::Channels(channels.to_vec()),
+                None,
+                delivery,
+            );
+            let args: Vec<Value> = vec![
+                "publish".into(),
+                (limits.size as i64).into(),
+                (limits.ttl.as_millis() as i64).into(),
+                (HISTORY_META_TTL.as_millis() as i64).into(),
+                if self.cfg.sharded {
+                    "SPUBLISH"
+                } else {
+                    "PUBLISH"
+                }
+                .into(),
+                self.channel_topic(ch).into(),
+                self.nonce.as_str().into(),
+                if many { i.to_string() } else { String::new() }.into(),
+                serde_json::to_string(&earlier)
+                    .expect("positions serialize")
+                    .into(),
+                ch.as_str().into(),
+                Value::Bytes(env),
+            ];
+            let r: crate::Result<String> = self
+                .history_script
+                .evalsha_with_reload(&self.client, self.history_keys(ch), args)
+                .await
+                .map_err(cluster_err);
+            let mine = self.published(r)?;
+            if many {
+                earlier.push(serde_json::from_str(&mine).map_err(cluster_err)?);
             }
-            .into(),
-            self.channel_topic_prefix().into(),
-            self.history_all_topic().into(),
-            Value::Bytes(env),
-        ];
-        args.extend(channels.iter().map(|c| Value::from(c.as_str())));
-        let r = self
-            .history_script
-            .evalsha_with_reload::<Value, _, _>(&self.client, vec![self.key("clients")], args)
-            .await
-            .map(drop)
-            .map_err(cluster_err);
-        self.published(r)
+        }
+        Ok(())
     }
 
     /// Runs a history read (`read` or `last`) and decodes the kept messages of `channel`.
@@ -59,7 +75,7 @@ impl RedisCluster {
         self.online()?;
         let r: crate::Result<Vec<Value>> = self
             .history_script
-            .evalsha_with_reload(&self.client, vec![self.key("clients")], args)
+            .evalsha_with_reload(&self.client, self.history_keys(channel), args)
             .await
             .map_err(cluster_err);
         let r = self.failed(r)?;
@@ -74,8 +90,7 @@ impl RedisCluster {
             let (Some(stamp), Some(p)) = (&d.stamp, d.publication()) else {
                 continue;
             };
-            // Older nodes stored one copy per channel with its index; a shared copy is found by
-            // the channel's name.
+            // Copy `index` of a multi-channel send names this channel at `index`.
             let pos = match stamp.index {
                 Some(i) => stamp.positions.get(i).filter(|p| p.channel == channel),
                 None => stamp.positions.iter().find(|p| p.channel == channel),

@@ -8,6 +8,7 @@ use std::time::Duration;
 use fred::prelude::*;
 use fred::types::Expiration;
 
+use super::keys::NodeSet;
 use super::{cluster_err, RedisCluster};
 
 impl RedisCluster {
@@ -16,7 +17,7 @@ impl RedisCluster {
         let ttl = self.cfg.node_ttl.as_millis() as i64;
         self.client
             .set::<(), _, _>(
-                self.key(&format!("alive:{}", self.node)),
+                self.alive_key(&self.node),
                 "1",
                 Some(Expiration::PX(ttl)),
                 None,
@@ -24,8 +25,33 @@ impl RedisCluster {
             )
             .await
             .map_err(cluster_err)?;
+        self.sadd(self.nodes_key(), &self.node).await
+    }
+
+    /// Refuses to join a pool of nodes that write key scheme 1 (`{prefix}:…`, wsp before
+    /// 0.3): they would not see this node's clients, nor it theirs. Marks the prefix as
+    /// scheme 2 otherwise.
+    pub(super) async fn check_scheme(&self) -> crate::Result<()> {
+        let old: Vec<String> = self
+            .client
+            .smembers(self.scheme1_nodes_key())
+            .await
+            .map_err(cluster_err)?;
+        for n in &old {
+            let alive: u64 = self
+                .client
+                .exists(self.scheme1_alive_key(n))
+                .await
+                .map_err(cluster_err)?;
+            if alive == 1 {
+                return Err(crate::Error::Config(format!(
+                    "node {n:?} of an older wsp (key scheme 1: keys under \"{{{p}}}:\") is running on this Redis with prefix {p:?}; the two cannot share presence or history. Stop or upgrade every node of that pool first (docs/CLUSTER.md, \"Upgrading\"), or give this pool another --redis-prefix",
+                    p = self.cfg.prefix
+                )));
+            }
+        }
         self.client
-            .sadd::<(), _, _>(self.key("nodes"), self.node.as_str())
+            .set::<(), _, _>(self.scheme_key(), super::keys::SCHEME, None, None, false)
             .await
             .map_err(cluster_err)
     }
@@ -51,21 +77,52 @@ impl RedisCluster {
     pub(super) async fn reap_dead(&self) -> crate::Result<()> {
         let nodes: Vec<String> = self
             .client
-            .smembers(self.key("nodes"))
+            .smembers(self.nodes_key())
             .await
             .map_err(cluster_err)?;
         for n in nodes.iter().filter(|n| **n != self.node) {
             let alive: u64 = self
                 .client
-                .exists(self.key(&format!("alive:{n}")))
+                .exists(self.alive_key(n))
                 .await
                 .map_err(cluster_err)?;
             if alive == 0 {
-                let reaped: u64 = self.op(&["reap", n]).await?;
+                let reaped = self.reap(n).await?;
                 tracing::info!(node = %n, reaped, "removed a dead node and its clients");
             }
         }
         Ok(())
+    }
+
+    /// Removes every client of `node` (each in its own slot: its keys, then its entries in
+    /// channels and uids), then the node's sets, and the node from the list last: a reaper
+    /// that stops half-way leaves the node listed, and the next one finishes. Returns how
+    /// many clients it removed.
+    pub(super) async fn reap(&self, node: &str) -> crate::Result<usize> {
+        let mut n = 0;
+        for key in self.node_sets(node, NodeSet::Clients) {
+            let ids: Vec<String> = self.client.smembers(key).await.map_err(cluster_err)?;
+            for chunk in ids.chunks(256) {
+                let removed = futures_util::future::try_join_all(
+                    chunk.iter().map(|id| self.remove_client(id, node)),
+                )
+                .await?;
+                n += removed
+                    .iter()
+                    .filter(|(uid, chs)| uid.is_some() || !chs.is_empty())
+                    .count();
+            }
+        }
+        let mut keys = Vec::with_capacity(3 * super::keys::BUCKETS as usize + 1);
+        for kind in [NodeSet::Clients, NodeSet::Channels, NodeSet::Uids] {
+            keys.extend(self.node_sets(node, kind));
+        }
+        // One DEL per key: they sit in different slots.
+        futures_util::future::try_join_all(keys.into_iter().map(|k| self.client.del::<u64, _>(k)))
+            .await
+            .map_err(cluster_err)?;
+        self.srem(self.nodes_key(), node).await?;
+        Ok(n)
     }
 
     /// Re-registers this node and every local client (after a Redis restart or failover).
@@ -86,9 +143,6 @@ impl RedisCluster {
         // to every topic this node follows (subscribing twice is harmless; a topic left during
         // the outage may still be listed, and is dropped when its channel's members leave).
         let mut again: Vec<String> = vec![self.node_topic(&self.node), self.all_topic()];
-        if self.limits().is_some() {
-            again.push(self.history_all_topic());
-        }
         again.extend(self.topics().iter().cloned());
         for topic in again {
             if let Err(e) = self.subscribe(&topic).await {
@@ -100,14 +154,17 @@ impl RedisCluster {
         let channels: HashSet<&String> = entries.iter().flat_map(|e| e.2.iter()).collect();
         for ch in channels {
             let _ = self.follow_channel(ch, false).await;
+            let _ = self
+                .sadd(self.node_set(&self.node, NodeSet::Channels, ch), ch)
+                .await;
         }
         for (id, uid, channels, info) in entries {
-            let mut ok = self.op::<u64>(&["claim", &id, &self.node]).await.is_ok();
+            let mut ok = self.claim(&id).await.unwrap_or(false);
             for ch in &channels {
-                ok &= self.op::<u64>(&["join", &id, ch]).await.is_ok();
+                ok &= self.join_channel(&id, ch).await.is_ok();
             }
             if let Some(uid) = &uid {
-                ok &= self.op::<u64>(&["bind", &id, uid]).await.is_ok();
+                ok &= self.bind(&id, uid).await.is_ok();
             }
             if !info.is_empty() {
                 ok &= self.set_info(&id, &info).await.is_ok();

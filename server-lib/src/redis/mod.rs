@@ -66,8 +66,8 @@ pub struct RedisCluster {
     history_script: Script,
     /// History limits when the hub keeps channel history (set in `start`).
     history: OnceLock<Option<crate::pool::history::Limits>>,
-    /// Key prefix with the hash tag: `{wsp}`.
-    k: String,
+    /// Random, per process: makes the epochs this node creates unique.
+    nonce: String,
     /// The node's pool (set in `start`).
     pool: OnceLock<Arc<dyn Local>>,
     /// Broadcast topics this node is subscribed to (read by the pub/sub loop without waiting).
@@ -114,7 +114,12 @@ impl RedisCluster {
         sub.init()
             .await
             .map_err(|e| cluster_err(format!("cannot connect to {}: {e}", cfg.url)))?;
-        let k = format!("{{{}}}", cfg.prefix);
+        if cfg.prefix.contains(['{', '}']) {
+            return Err(crate::Error::Config(format!(
+                "--redis-prefix {:?}: braces are not allowed (wsp makes the hash tags itself)",
+                cfg.prefix
+            )));
+        }
         Ok(Arc::new(Self {
             node: node.into(),
             client,
@@ -122,7 +127,7 @@ impl RedisCluster {
             script: Script::from_lua(include_str!("presence.lua")),
             history_script: Script::from_lua(include_str!("history.lua")),
             history: OnceLock::new(),
-            k,
+            nonce: format!("{:08x}", rand::random::<u32>()),
             pool: OnceLock::new(),
             topics: std::sync::Mutex::new(HashSet::new()),
             subscribing: tokio::sync::Mutex::new(()),
@@ -136,7 +141,8 @@ impl RedisCluster {
     pub async fn start(self: &Arc<Self>, pool: Arc<dyn Local>) -> crate::Result<()> {
         let _ = self.history.set(pool.history_limits());
         let _ = self.pool.set(pool);
-        let reaped = self.op::<u64>(&["reap", &self.node]).await?;
+        self.check_scheme().await?;
+        let reaped = self.reap(&self.node).await?;
         if reaped > 0 {
             tracing::info!(reaped, node = %self.node, "removed ghosts of this node's previous run");
         }
@@ -144,9 +150,6 @@ impl RedisCluster {
         self.sub.manage_subscriptions();
         self.subscribe(&self.node_topic(&self.node)).await?;
         self.subscribe(&self.all_topic()).await?;
-        if self.limits().is_some() {
-            self.subscribe(&self.history_all_topic()).await?;
-        }
         tokio::spawn(self.clone().receive());
         tokio::spawn(self.clone().liveness());
         let me = self.clone();
@@ -205,12 +208,13 @@ impl RedisCluster {
         self.history.get().copied().flatten()
     }
 
-    async fn op<R: FromValue>(&self, args: &[&str]) -> crate::Result<R> {
+    /// Runs one operation of the presence script on one client's keys (one slot).
+    async fn client_op<R: FromValue>(&self, id: &str, args: &[&str]) -> crate::Result<R> {
         self.online()?;
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         let r = self
             .script
-            .evalsha_with_reload::<R, _, _>(&self.client, vec![self.key("clients")], args)
+            .evalsha_with_reload::<R, _, _>(&self.client, self.client_keys(id), args)
             .await
             .map_err(cluster_err);
         self.failed(r)
@@ -260,11 +264,7 @@ impl Cluster for RedisCluster {
                 _ => return Ok(false),
             };
             self.online()?;
-            let owner: Option<String> = self
-                .client
-                .hget(self.key("clients"), id.as_str())
-                .await
-                .map_err(cluster_err)?;
+            let owner = self.owner(&id).await?;
             let Some(node) = owner.filter(|n| *n != self.node) else {
                 return Ok(false);
             };
@@ -310,11 +310,11 @@ impl Cluster for RedisCluster {
             self.follow_channel(&channel, true).await?;
             let args: Vec<Value> = vec![
                 "read".into(),
-                channel.as_str().into(),
                 after.map(|a| a.to_string()).unwrap_or_default().into(),
                 (limits.size as i64).into(),
                 (limits.ttl.as_millis() as i64).into(),
                 (HISTORY_META_TTL.as_millis() as i64).into(),
+                self.nonce.as_str().into(),
             ];
             self.history_op(&channel, args).await
         })
@@ -333,7 +333,6 @@ impl Cluster for RedisCluster {
             };
             let args: Vec<Value> = vec![
                 "last".into(),
-                channel.as_str().into(),
                 (limit as i64).into(),
                 (limits.ttl.as_millis() as i64).into(),
             ];
@@ -358,7 +357,7 @@ impl Cluster for RedisCluster {
     ) -> BoxFuture<'_, crate::Result<Option<crate::pool::cluster::Footprint>>> {
         let (id, ch) = (client_id.to_string(), channel.unwrap_or("").to_string());
         Box::pin(async move {
-            let v: Value = self.op(&["footprint", &id, &ch]).await?;
+            let v: Value = self.client_op(&id, &["footprint", &ch]).await?;
             let Value::Array(parts) = v else {
                 return Ok(None);
             };
@@ -381,8 +380,8 @@ impl Cluster for RedisCluster {
     fn claim_id(&self, client_id: &str) -> BoxFuture<'_, crate::Result<bool>> {
         let id = client_id.to_string();
         Box::pin(async move {
-            match self.op::<u64>(&["claim", &id, &self.node]).await {
-                Ok(n) => Ok(n == 1),
+            match self.claim(&id).await {
+                Ok(ours) => Ok(ours),
                 Err(e) => {
                     // Keep accepting connections during an outage; the rebuild claims them later.
                     tracing::warn!(error = %e, client_id = %id, "id not reserved cluster-wide (redis unavailable)");

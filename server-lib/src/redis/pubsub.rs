@@ -8,6 +8,7 @@ use bytes::Bytes;
 use fred::prelude::*;
 
 use super::envelope::{self, Body};
+use super::keys::NodeSet;
 use super::{apply_remote_event, cluster_err, RedisCluster};
 use crate::pool::cluster::ClusterEvent;
 use crate::pool::presence::Route;
@@ -55,7 +56,14 @@ impl RedisCluster {
         }
         match self.subscribe(&topic).await {
             Ok(()) => {
-                self.topics().insert(topic);
+                if self.topics().insert(topic) {
+                    // The pool's channel list is the union of the nodes' (no global set).
+                    self.sadd(
+                        self.node_set(&self.node, NodeSet::Channels, channel),
+                        channel,
+                    )
+                    .await?;
+                }
                 Ok(())
             }
             Err(e) => {
@@ -73,6 +81,10 @@ impl RedisCluster {
         if pool.channel_len(channel) == 0 && self.topics().remove(&topic) {
             if let Err(e) = self.unsubscribe(&topic).await {
                 tracing::warn!(error = %e, channel, "could not unsubscribe from the channel's topic");
+            }
+            let key = self.node_set(&self.node, NodeSet::Channels, channel);
+            if let Err(e) = self.srem(key, channel).await {
+                tracing::warn!(error = %e, channel, "could not drop the channel from this node's list");
             }
         }
     }

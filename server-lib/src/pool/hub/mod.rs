@@ -268,8 +268,8 @@ impl Hub {
     /// assigned. `index` `Some(i)`: it is the copy of channel `i` of a multi-channel send (the
     /// form of nodes before 0.2, one copy per channel); `None`: it is the whole send, published
     /// once. For each channel this node `follows`, the message is kept in the node's cache of
-    /// the channel and delivered to the local members that are in no earlier channel of the
-    /// send, unless this node has it already, so each member gets it once.
+    /// the channel and delivered to the local members that are in no later channel of the
+    /// send (copy `index` of a multi-channel send), unless this node has it already, so each member gets it once.
     pub fn deliver_positioned(
         &self,
         channels: &[String],
@@ -291,9 +291,16 @@ impl Hub {
             if index.is_none() && channels.len() > 1 && !follows(channel) {
                 continue;
             }
+            // Copy `i` of a multi-channel send carries the positions of channels 0..=i: a
+            // member gets the copy of the last of the send's channels it is in.
+            let later = if index.is_some() {
+                &channels[i + 1..]
+            } else {
+                &channels[..i]
+            };
             let deliver = |f: &Frame| {
                 let d = Delivery::Frame(f.clone());
-                self.deliver_channel_except(channel, &channels[..i], &d);
+                self.deliver_channel_except(channel, later, &d);
             };
             match &self.inner.history {
                 Some(h) => {
