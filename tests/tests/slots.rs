@@ -278,3 +278,36 @@ async fn the_pool_spreads_over_every_master() {
     }
     assert!(failed.is_empty(), "uneven spread: {failed:?}");
 }
+
+/// Upgrading: a node of key scheme 2 refuses to join a pool whose live nodes write scheme 1
+/// (`{wsp}:…`), and says what to do; once they are gone it starts.
+#[test]
+fn a_node_refuses_to_join_a_pool_of_older_nodes() {
+    let redis = wsp_tests::Redis::start();
+    // What a running scheme-1 node leaves in Redis: its name in `{wsp}:nodes`, its liveness key.
+    redis.cli(&["SADD", "{wsp}:nodes", "old-1"]);
+    redis.cli(&["SET", "{wsp}:alive:old-1", "1", "PX", "60000"]);
+    let out = std::process::Command::new(wsp_tests::bin("wsp"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--redis", &redis.url])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("old-1") && err.contains("key scheme 1") && err.contains("--redis-prefix"),
+        "{err}"
+    );
+    // The old node is gone (its liveness key expired): the new one starts.
+    redis.cli(&["DEL", "{wsp}:alive:old-1"]);
+    let s = wsp_tests::Serve::node(&redis, "new-1", &[]);
+    assert!(s.url.starts_with("ws://"));
+    let mut scheme = String::new();
+    for _ in 0..50 {
+        scheme = redis.cli(&["GET", "wsp:scheme"]);
+        if !scheme.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(scheme, "2");
+}
