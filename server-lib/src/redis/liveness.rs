@@ -28,8 +28,8 @@ impl RedisCluster {
         self.sadd(self.nodes_key(), &self.node).await
     }
 
-    /// Refuses to join a pool of nodes that write key scheme 1 (`{prefix}:…`, wsp before
-    /// 0.3): they would not see this node's clients, nor it theirs. Marks the prefix as
+    /// Refuses to join a pool of nodes that write key scheme 1 (every key under `{prefix}`):
+    /// they would not see this node's clients, nor it theirs. Marks the prefix as
     /// scheme 2 otherwise.
     pub(super) async fn check_scheme(&self) -> crate::Result<()> {
         let old: Vec<String> = self

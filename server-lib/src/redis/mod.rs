@@ -1,9 +1,12 @@
 //! Cluster mode on Redis: many nodes act as one pool. Beside the pool layer: it reaches its
 //! node only through [`Local`], and the other nodes through Redis.
 //!
-//! - **Presence** lives in Redis, changed atomically by one Lua script (`presence.lua`). Every
-//!   key shares the `{prefix}` hash tag, so in Redis Cluster they sit in one slot and the
-//!   script stays atomic.
+//! - **Presence** lives in Redis, in key scheme 2 (`keys`): the keys of one client, one
+//!   channel, one uid each carry a hash tag made from that name, so in a Redis Cluster they
+//!   spread over every slot. One Lua script (`presence.lua`) changes one client's keys
+//!   atomically; what sits in other slots (a channel's members, a uid's clients, a node's
+//!   sets) is changed by single commands in a fixed order (docs/CLUSTER.md says what a reader
+//!   can see in between).
 //! - **Fan-out** uses pub/sub, and reaches only nodes with recipients: a node subscribes to a
 //!   channel's topic (`<prefix>:bc:<channel>`) while it has local members, so a channel
 //!   broadcast is published once and Redis hands it to those nodes only; a send to several
@@ -23,8 +26,8 @@
 //!   channel's messages in offset order. The publishing node delivers its own messages when
 //!   they come back from Redis, like every other node (that is what keeps the order the same
 //!   everywhere). A node recovering a client reads the stream after the client's offset and
-//!   merges it with what pub/sub brings. History topics carry the `{prefix}` hash tag, so the
-//!   script's keys and topics share one slot.
+//!   merges it with what pub/sub brings. A channel's history keys and topic share the
+//!   channel's slot; a send to several channels runs the script once per channel, in order.
 //!
 //! Files: `config` ([`RedisConfig`]), `keys` (key and topic names), `pubsub` (publishing,
 //! subscriptions and the receive loop), `liveness` (heartbeat, reaping, rebuild after an
