@@ -373,6 +373,19 @@ fn compare_shows_the_change_and_fails_on_a_regression() {
         text.contains("REGRESSION") && text.contains("deliveries_per_sec"),
         "{text}"
     );
+    // The same comparison as Markdown, for a CI step summary.
+    let md = tmp("cmp.md");
+    let out = compare(&a, &b, &["--summary-md", md.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let md = std::fs::read_to_string(&md).unwrap();
+    assert!(
+        md.contains("| figure | A | B | change |") && md.contains("| deliveries/s |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("❌ worse") && md.contains("- REGRESSION"),
+        "{md}"
+    );
     // A looser limit lets it pass.
     let loose = compare(
         &a,

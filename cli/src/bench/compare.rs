@@ -25,6 +25,10 @@ pub struct CompareArgs {
     /// Latency differences below this many ms are noise, never a regression.
     #[arg(long, default_value_t = 1.0)]
     regression_floor_ms: f64,
+    /// Also write the comparison as Markdown (for a CI step summary, e.g.
+    /// `$GITHUB_STEP_SUMMARY`).
+    #[arg(long)]
+    summary_md: Option<PathBuf>,
 }
 
 /// Which way is better for a figure.
@@ -39,7 +43,8 @@ enum Better {
 pub fn main(args: CompareArgs) -> anyhow::Result<ExitCode> {
     let a = report::load(&args.a)?;
     let mut b = report::load(&args.b)?;
-    print!("{}", table(&a, &b, &args));
+    let figures = figures(&a, &b, &args);
+    print!("{}", table(&a, &b, &args, &figures));
     b.failures.clear();
     b.passed = true;
     b.compare(&a, args.max_regression, args.regression_floor_ms);
@@ -52,24 +57,70 @@ pub fn main(args: CompareArgs) -> anyhow::Result<ExitCode> {
             b.fail(format!("{name} grew: {now} vs {was}"));
         }
     }
-    if b.passed {
-        println!(
+    let verdict = if b.passed {
+        vec![format!(
             "no regression past {}% (latency floor {} ms)",
             args.max_regression, args.regression_floor_ms
-        );
-        Ok(ExitCode::SUCCESS)
+        )]
     } else {
-        for f in &b.failures {
-            println!("REGRESSION  {f}");
-        }
-        Ok(ExitCode::from(1))
+        b.failures
+            .iter()
+            .map(|f| format!("REGRESSION  {f}"))
+            .collect()
+    };
+    for v in &verdict {
+        println!("{v}");
     }
+    if let Some(path) = &args.summary_md {
+        use anyhow::Context as _;
+        std::fs::write(path, markdown(&args, &figures, &verdict))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(if b.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// One compared figure, formatted.
+struct Figure {
+    name: &'static str,
+    a: String,
+    b: String,
+    change: String,
+    worse: bool,
+}
+
+/// The comparison as Markdown: one row per figure, then the verdict.
+fn markdown(args: &CompareArgs, figures: &[Figure], verdict: &[String]) -> String {
+    let mut s = format!(
+        "### wsp bench compare\n\nA `{}` · B `{}`\n\n| figure | A | B | change |\n|---|---|---|---|\n",
+        args.a.display(),
+        args.b.display()
+    );
+    for f in figures {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {}{} |",
+            f.name,
+            f.a,
+            f.b,
+            f.change,
+            if f.worse { " ❌ worse" } else { "" }
+        );
+    }
+    s.push('\n');
+    for v in verdict {
+        let _ = writeln!(s, "- {v}");
+    }
+    s
 }
 
 /// A figure: name, A's value, B's value, which way is better, unit.
 type Row = (&'static str, Option<f64>, Option<f64>, Better, &'static str);
 
-fn table(a: &Report, b: &Report, args: &CompareArgs) -> String {
+fn figures(a: &Report, b: &Report, args: &CompareArgs) -> Vec<Figure> {
     let mut rows: Vec<Row> = vec![
         (
             "deliveries/s",
@@ -127,6 +178,44 @@ fn table(a: &Report, b: &Report, args: &CompareArgs) -> String {
         Better::Lower,
         "",
     ));
+    rows.into_iter()
+        .filter_map(|(name, x, y, better, unit)| {
+            let (x, y) = (x?, y?);
+            let change = if x == 0.0 && y == 0.0 {
+                "=".to_string()
+            } else if x == 0.0 {
+                "new".to_string()
+            } else {
+                format!("{:+.1}%", (y - x) / x * 100.0)
+            };
+            let worse = match better {
+                Better::Higher => y * (1.0 + args.max_regression / 100.0) < x,
+                Better::Lower => {
+                    y > x * (1.0 + args.max_regression / 100.0)
+                        && (unit != " ms" || y - x > args.regression_floor_ms)
+                        && y > x
+                }
+                Better::Neither => false,
+            };
+            let fmt = |v: f64| {
+                if v.fract() == 0.0 && v.abs() < 1e15 {
+                    format!("{v:.0}{unit}")
+                } else {
+                    format!("{v:.3}{unit}")
+                }
+            };
+            Some(Figure {
+                name,
+                a: fmt(x),
+                b: fmt(y),
+                change,
+                worse,
+            })
+        })
+        .collect()
+}
+
+fn table(a: &Report, b: &Report, args: &CompareArgs, figures: &[Figure]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -158,39 +247,15 @@ fn table(a: &Report, b: &Report, args: &CompareArgs) -> String {
         "{:<16} {:>14} {:>14} {:>10}  ",
         "figure", "A", "B", "change"
     );
-    for (name, x, y, better, unit) in rows {
-        let (Some(x), Some(y)) = (x, y) else {
-            continue;
-        };
-        let change = if x == 0.0 && y == 0.0 {
-            "=".to_string()
-        } else if x == 0.0 {
-            "new".to_string()
-        } else {
-            format!("{:+.1}%", (y - x) / x * 100.0)
-        };
-        let worse = match better {
-            Better::Higher => y * (1.0 + args.max_regression / 100.0) < x,
-            Better::Lower => {
-                y > x * (1.0 + args.max_regression / 100.0)
-                    && (unit != " ms" || y - x > args.regression_floor_ms)
-                    && y > x
-            }
-            Better::Neither => false,
-        };
-        let fmt = |v: f64| {
-            if v.fract() == 0.0 && v.abs() < 1e15 {
-                format!("{v:.0}{unit}")
-            } else {
-                format!("{v:.3}{unit}")
-            }
-        };
+    for f in figures {
         let _ = writeln!(
             s,
-            "{name:<16} {:>14} {:>14} {change:>10}{}",
-            fmt(x),
-            fmt(y),
-            if worse { "  worse" } else { "" }
+            "{:<16} {:>14} {:>14} {:>10}{}",
+            f.name,
+            f.a,
+            f.b,
+            f.change,
+            if f.worse { "  worse" } else { "" }
         );
     }
     s
