@@ -4,6 +4,7 @@
 //! CI step summary). `wsp bench`, `wsp bench merge` and `wsp bench compare` share them.
 
 use std::fmt::Write as _;
+use std::path::Path;
 
 use super::plan::Scenario;
 use super::report::{Report, Threshold};
@@ -180,22 +181,46 @@ pub fn markdown(r: &Report, checks: &[Check]) -> String {
     s
 }
 
-/// Writes the JUnit and Markdown files a run asked for.
-pub fn write(
-    r: &Report,
-    checks: &[Check],
-    junit_path: Option<&std::path::Path>,
-    md_path: Option<&std::path::Path>,
-) -> anyhow::Result<()> {
-    use anyhow::Context as _;
-    if let Some(p) = junit_path {
-        std::fs::write(p, junit(r, checks)).with_context(|| format!("writing {}", p.display()))?;
+/// Where a run's report goes: `--json` (`-` for stdout), `--html`, `--junit`, `--summary-md`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Outputs<'a> {
+    /// The JSON report.
+    pub json: Option<&'a Path>,
+    /// The HTML page.
+    pub html: Option<&'a Path>,
+    /// JUnit XML of the checks.
+    pub junit: Option<&'a Path>,
+    /// The Markdown summary.
+    pub summary_md: Option<&'a Path>,
+}
+
+impl Outputs<'_> {
+    /// Writes every file asked for.
+    pub fn write(&self, r: &Report, checks: &[Check]) -> anyhow::Result<()> {
+        use anyhow::Context as _;
+        let put = |p: &Path, text: String| {
+            std::fs::write(p, text).with_context(|| format!("writing {}", p.display()))
+        };
+        if let Some(p) = self.junit {
+            put(p, junit(r, checks))?;
+        }
+        if let Some(p) = self.summary_md {
+            put(p, markdown(r, checks))?;
+        }
+        if let Some(p) = self.json {
+            let text = serde_json::to_string_pretty(r)? + "\n";
+            if p.as_os_str() == "-" {
+                print!("{text}");
+            } else {
+                put(p, text)?;
+            }
+        }
+        if let Some(p) = self.html {
+            put(p, super::html::render(r))?;
+            eprintln!("  report        {}", p.display());
+        }
+        Ok(())
     }
-    if let Some(p) = md_path {
-        std::fs::write(p, markdown(r, checks))
-            .with_context(|| format!("writing {}", p.display()))?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -63,24 +63,13 @@ pub fn main(args: MergeArgs) -> anyhow::Result<ExitCode> {
         }
     }
     eprint!("{}", merged.summary());
-    ci::write(
-        &merged,
-        &checks,
-        args.junit.as_deref(),
-        args.summary_md.as_deref(),
-    )?;
-    if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&merged)? + "\n";
-        if path.as_os_str() == "-" {
-            print!("{text}");
-        } else {
-            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
-        }
+    ci::Outputs {
+        json: args.json.as_deref(),
+        html: args.html.as_deref(),
+        junit: args.junit.as_deref(),
+        summary_md: args.summary_md.as_deref(),
     }
-    if let Some(path) = &args.html {
-        std::fs::write(path, super::html::render(&merged))
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
+    .write(&merged, &checks)?;
     Ok(if merged.passed {
         ExitCode::SUCCESS
     } else {

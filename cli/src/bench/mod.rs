@@ -227,25 +227,13 @@ pub fn main(args: BenchArgs) -> anyhow::Result<ExitCode> {
         eprintln!("  hint          {hint}");
     }
     let checks = ci::checks(&report, &args.threshold, args.allow_loss);
-    ci::write(
-        &report,
-        &checks,
-        args.junit.as_deref(),
-        args.summary_md.as_deref(),
-    )?;
-    if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&report)? + "\n";
-        if path.as_os_str() == "-" {
-            print!("{text}");
-        } else {
-            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
-        }
+    ci::Outputs {
+        json: args.json.as_deref(),
+        html: args.html.as_deref(),
+        junit: args.junit.as_deref(),
+        summary_md: args.summary_md.as_deref(),
     }
-    if let Some(path) = &args.html {
-        std::fs::write(path, html::render(&report))
-            .with_context(|| format!("writing {}", path.display()))?;
-        eprintln!("  report        {}", path.display());
-    }
+    .write(&report, &checks)?;
     Ok(if report.passed {
         ExitCode::SUCCESS
     } else {
