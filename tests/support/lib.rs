@@ -116,7 +116,8 @@ impl Serve {
 
     /// A cluster node on `redis` with id `id` (liveness TTL 1 s), plus `extra` flags.
     pub fn node(redis: &Redis, id: &str, extra: &[&str]) -> Serve {
-        let mut args = vec!["--redis", &redis.url, "--server-id", id, "--node-ttl", "1s"];
+        let mut args = redis.flags();
+        args.extend(["--server-id", id, "--node-ttl", "1s"]);
         args.extend_from_slice(extra);
         Serve::start(&args)
     }

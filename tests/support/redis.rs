@@ -7,27 +7,57 @@ use std::time::Duration;
 
 use crate::{free_port, wait_for_port, WAIT};
 
-/// A real `redis-server` on a free loopback port, without persistence, killed when dropped.
+/// A real Redis for a test: one `redis-server` on a free loopback port, without persistence,
+/// or, when `WSP_TEST_REDIS=cluster`, a three-master Redis Cluster (so every cluster and
+/// history test also runs on a Redis Cluster; `scripts/test` runs them both ways). Killed when
+/// dropped.
 pub struct Redis {
-    child: Child,
-    /// Its port.
+    child: Option<Child>,
+    cluster: Option<RedisClusterProcs>,
+    /// Its port (the first master's, on a cluster).
     pub port: u16,
     /// `redis://127.0.0.1:PORT`.
     pub url: String,
 }
 
 impl Redis {
-    /// `INFO` fields of this server (`section`: `stats`, `memory`...), by name.
+    /// This test runs on a Redis Cluster (`WSP_TEST_REDIS=cluster`).
+    pub fn clustered() -> bool {
+        std::env::var("WSP_TEST_REDIS").is_ok_and(|v| v == "cluster")
+    }
+
+    /// The ports of every server (one, or the cluster's masters).
+    fn ports(&self) -> Vec<u16> {
+        match &self.cluster {
+            Some(c) => c.ports.clone(),
+            None => vec![self.port],
+        }
+    }
+
+    /// `INFO` fields of this server (`section`: `stats`, `memory`...), by name; on a cluster,
+    /// numbers are summed over the masters.
     pub fn info(&self, section: &str) -> std::collections::HashMap<String, String> {
-        let out = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string(), "info", section])
-            .output()
-            .expect("redis-cli (package redis-tools)");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.trim().split_once(':'))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        let mut all = std::collections::HashMap::<String, String>::new();
+        for port in self.ports() {
+            let out = Command::new("redis-cli")
+                .args(["-p", &port.to_string(), "info", section])
+                .output()
+                .expect("redis-cli (package redis-tools)");
+            for (k, v) in String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| l.trim().split_once(':'))
+            {
+                let sum = match (
+                    all.get(k).and_then(|a| a.parse::<u64>().ok()),
+                    v.parse::<u64>(),
+                ) {
+                    (Some(a), Ok(b)) => (a + b).to_string(),
+                    _ => v.to_string(),
+                };
+                all.insert(k.to_string(), sum);
+            }
+        }
+        all
     }
 
     /// One number of `INFO section`.
@@ -38,19 +68,56 @@ impl Redis {
             .unwrap_or_else(|| panic!("no {field} in INFO {section}"))
     }
 
-    /// Runs a command with `redis-cli`; its output.
+    /// Runs a command with `redis-cli`; its output. On a cluster, a command follows the
+    /// slot's redirection (`-c`), and `--scan` scans every master.
     pub fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string()])
-            .args(args)
-            .output()
-            .expect("redis-cli");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        let run = |port: u16| {
+            let mut c = Command::new("redis-cli");
+            if self.cluster.is_some() {
+                c.arg("-c");
+            }
+            let out = c
+                .args(["-p", &port.to_string()])
+                .args(args)
+                .output()
+                .expect("redis-cli");
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        if args.first() == Some(&"--scan") {
+            let found: Vec<String> = self
+                .ports()
+                .into_iter()
+                .map(run)
+                .filter(|s| !s.is_empty())
+                .collect();
+            return found.join("\n");
+        }
+        run(self.port)
     }
 
-    /// Starts `redis-server` (from PATH; `scripts/setup` installs it) and waits until it answers.
+    /// Starts `redis-server` (from PATH; `scripts/setup` installs it) and waits until it
+    /// answers; a Redis Cluster instead with `WSP_TEST_REDIS=cluster`.
     pub fn start() -> Redis {
+        if Self::clustered() {
+            let c = RedisClusterProcs::start();
+            let port = c.ports[0];
+            return Redis {
+                child: None,
+                cluster: Some(c),
+                port,
+                url: format!("redis://127.0.0.1:{port}"),
+            };
+        }
         Self::start_on(free_port())
+    }
+
+    /// The `wsp serve` flags that reach it (`--redis URL`, plus `--redis-cluster`).
+    pub fn flags(&self) -> Vec<&str> {
+        let mut f = vec!["--redis", self.url.as_str()];
+        if self.cluster.is_some() {
+            f.push("--redis-cluster");
+        }
+        f
     }
 
     /// Starts `redis-server` on `port`.
@@ -62,7 +129,8 @@ impl Redis {
             .expect("redis-server not found: install it (apt-get install redis-server) or run scripts/setup");
         wait_for_port(port, "redis-server");
         Redis {
-            child,
+            child: Some(child),
+            cluster: None,
             port,
             url: format!("redis://127.0.0.1:{port}"),
         }
@@ -70,8 +138,11 @@ impl Redis {
 
     /// Kills the server at once (SIGKILL).
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.cluster = None;
     }
 }
 

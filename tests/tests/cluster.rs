@@ -231,6 +231,10 @@ async fn a_killed_nodes_clients_leave_presence_in_time() {
 
 #[tokio::test]
 async fn a_redis_restart_is_survived() {
+    if Redis::clustered() {
+        eprintln!("skipped with WSP_TEST_REDIS=cluster: it restarts one redis-server");
+        return;
+    }
     let mut redis = Redis::start();
     let port = redis.port;
     let (a, b) = (node(&redis, "ra"), node(&redis, "rb"));
@@ -283,6 +287,10 @@ async fn a_redis_restart_is_survived() {
 
 #[tokio::test]
 async fn a_redis_cluster_with_sharded_pubsub_works() {
+    if Redis::clustered() {
+        eprintln!("skipped with WSP_TEST_REDIS=cluster: every test here runs on a cluster then");
+        return;
+    }
     let rc = RedisClusterProcs::start();
     let url = |i: usize| format!("redis://127.0.0.1:{}", rc.ports[i]);
     let (u0, u1) = (url(0), url(1));

@@ -312,6 +312,10 @@ async fn a_subscriber_recovers_on_another_cluster_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_that_lost_its_data_gives_a_new_epoch() {
+    if Redis::clustered() {
+        eprintln!("skipped with WSP_TEST_REDIS=cluster: it restarts one redis-server");
+        return;
+    }
     let mut redis = Redis::start();
     let port = redis.port;
     let a = Serve::start(&[
@@ -360,6 +364,10 @@ async fn a_redis_that_lost_its_data_gives_a_new_epoch() {
 /// topics share one slot, so assigning, keeping and publishing stay one atomic step.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_works_on_a_redis_cluster() {
+    if Redis::clustered() {
+        eprintln!("skipped with WSP_TEST_REDIS=cluster: every test here runs on a cluster then");
+        return;
+    }
     let rc = wsp_tests::RedisClusterProcs::start();
     let node = |i: usize, id: &str| {
         let url = format!("redis://127.0.0.1:{}", rc.ports[i]);
