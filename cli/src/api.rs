@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
 use clap::Args;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use wsp_server::protocol::JsonReply;
 
 /// Flags of `wsp api`.
@@ -59,7 +59,7 @@ pub fn main(args: ApiArgs) -> anyhow::Result<ExitCode> {
             ("/api/batch", v)
         }
         (None, Some(cmd)) => {
-            let data = parse_args(&args.args)?;
+            let data = crate::kv::parse(&args.args).map_err(anyhow::Error::msg)?;
             (
                 "/api",
                 serde_json::json!({ "cmd": cmd, "seqno": args.seqno, "data": data }),
@@ -140,70 +140,9 @@ fn base_url(given: &str) -> anyhow::Result<String> {
     Ok(u.as_str().trim_end_matches('/').to_string())
 }
 
-/// Builds `data` from `key=value` and `key:=JSON` arguments.
-fn parse_args(args: &[String]) -> anyhow::Result<Value> {
-    let mut data = Map::new();
-    for a in args {
-        let (key, value) = if let Some((k, v)) = a.split_once(":=") {
-            let v: Value = serde_json::from_str(v)
-                .with_context(|| format!("{a:?}: the part after := must be JSON"))?;
-            (k, v)
-        } else if let Some((k, v)) = a.split_once('=') {
-            (k, Value::String(v.to_string()))
-        } else {
-            bail!("argument {a:?}: write key=value (a string) or key:=JSON");
-        };
-        if key.is_empty() {
-            bail!("argument {a:?} has no key");
-        }
-        set_path(&mut data, key, value)?;
-    }
-    Ok(Value::Object(data))
-}
-
-fn set_path(map: &mut Map<String, Value>, key: &str, value: Value) -> anyhow::Result<()> {
-    match key.split_once('.') {
-        None => {
-            map.insert(key.to_string(), value);
-        }
-        Some((head, rest)) => {
-            let slot = map
-                .entry(head.to_string())
-                .or_insert_with(|| Value::Object(Map::new()));
-            match slot {
-                Value::Object(inner) => set_path(inner, rest, value)?,
-                _ => bail!("{key:?}: {head:?} is already a value, not an object"),
-            }
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn arguments_build_nested_json() {
-        let args: Vec<String> = [
-            "channel=news",
-            "data.title=hi",
-            "data.n:=3",
-            "code:=4000",
-            "tags:=[1,2]",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        assert_eq!(
-            parse_args(&args).unwrap(),
-            json!({"channel":"news","data":{"title":"hi","n":3},"code":4000,"tags":[1,2]})
-        );
-        assert!(parse_args(&["novalue".into()]).is_err());
-        assert!(parse_args(&["x:={bad".into()]).is_err());
-        assert!(parse_args(&["a=1".into(), "a.b=2".into()]).is_err());
-    }
 
     #[test]
     fn urls_are_normalized() {

@@ -11,6 +11,7 @@
 mod api;
 mod bench;
 mod connect;
+mod kv;
 mod serve;
 mod shell;
 mod sys;

@@ -10,8 +10,8 @@
 //! | `/uid UID TEXT`, `/all TEXT` | built-in send_to_uid / send_to_all |
 //! | `/bind UID`, `/unbind UID` | built-in bind_uid / unbind_uid |
 //! | `/info k=v …` | built-in update_info |
-//! | `/cmd NAME [JSON]` | any built-in or application command, protobuf form, JSON arguments |
-//! | `/json NAME [JSON]` | a wsrv JSON text request `{"cmd","seqno","data"}` |
+//! | `/cmd NAME [ARGS]` | any built-in or application command, protobuf form; ARGS JSON or `key=value key:=JSON a.b=c` (as `wsp api`) |
+//! | `/json NAME [ARGS]` | a wsrv JSON text request `{"cmd","seqno","data"}`, ARGS as for `/cmd` |
 //! | `/ping` | built-in ping (round trip shown) |
 //! | `/text TEXT` | a raw text frame |
 //! | `/close [CODE [REASON]]` | a close frame (default 1000) |
@@ -235,16 +235,14 @@ fn wsrv_request(input: &str) -> Result<Option<Composed>, String> {
     }))
 }
 
-/// `NAME [JSON]` of `/cmd` and `/json`: the name, and the arguments (`{}` when absent).
+/// `NAME [ARGS]` of `/cmd` and `/json`: the name, and the arguments (`{}` when absent):
+/// JSON, or `key=value` / `key:=JSON` words as `wsp api` takes them.
 fn name_and_json<'a>(word: &str, args: &'a str) -> Result<(&'a str, Value), String> {
     let (name, data) = args
         .split_once(char::is_whitespace)
         .map(|(n, d)| (n, d.trim()))
         .unwrap_or((args, ""));
-    if data.is_empty() {
-        return Ok((name, json!({})));
-    }
-    let data = serde_json::from_str(data).map_err(|e| format!("/{word} arguments: {e}"))?;
+    let data = crate::kv::parse_line(data).map_err(|e| format!("/{word} arguments: {e}"))?;
     Ok((name, data))
 }
 

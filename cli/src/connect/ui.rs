@@ -400,7 +400,7 @@ fn draw_help(f: &mut Frame, area: Rect) {
  /uid UID TEXT · /all TEXT      built-in send_to_uid / send_to_all
  /bind UID · /unbind UID        bind this connection to a uid
  /info k=v …                    update this connection's info
- /cmd NAME [JSON]               any command, protobuf form (e.g. /cmd client_count)
+ /cmd NAME [ARGS]               any command, protobuf form: /cmd client_ids_by_channel channel=news
  /json NAME [JSON]              a wsrv JSON text request
  /ping · /text TEXT · /close [CODE [REASON]]
  {\"cmd\":7,\"toClientId\":\"b\"}     a SendMsg in protobuf JSON form

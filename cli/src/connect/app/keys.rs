@@ -210,6 +210,29 @@ mod tests {
     }
 
     #[test]
+    fn cmd_takes_key_value_arguments_and_an_error_clears_on_the_next_line() {
+        let mut app = App::new("ws://x/ws".into(), Decoder::default());
+        // As `wsp api` takes them (issue 20): refused before with "expected value".
+        match app.submit("/cmd client_ids_by_channel channel=news") {
+            Action::Send(frames) => {
+                let m = match &frames[0].frame {
+                    crate::connect::compose::Outgoing::Binary(b) => {
+                        <wsp_proto::SendMsg as wsp_proto::Message>::decode(b.clone()).unwrap()
+                    }
+                    other => panic!("{other:?}"),
+                };
+                let args: serde_json::Value = serde_json::from_str(&m.msg).unwrap();
+                assert_eq!(args, serde_json::json!({"channel": "news"}));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(app.submit("/cmd x novalue"), Action::None);
+        assert!(app.notice.contains("key=value"), "{}", app.notice);
+        assert!(matches!(app.submit("/ping"), Action::Send(_)));
+        assert_eq!(app.notice, "");
+    }
+
+    #[test]
     fn enter_sends_the_line_and_up_down_walk_the_history() {
         let mut app = App::new("ws://x/ws".into(), Decoder::default());
         typed(&mut app, "/ping");

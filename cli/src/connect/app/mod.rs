@@ -296,6 +296,8 @@ impl App {
         }
         self.history.push(line.clone());
         self.history_pos = None;
+        // A new line replaces the last one's error: it says only what this line did.
+        self.notice.clear();
         let mut words = line.split_whitespace();
         match words.next() {
             Some("/help") => {
