@@ -12,6 +12,7 @@ mod api;
 mod bench;
 mod connect;
 mod kv;
+mod proxy;
 mod serve;
 mod shell;
 mod sys;
@@ -36,6 +37,8 @@ enum Command {
     Bench(bench::BenchCommand),
     /// Inspect a pool: a terminal UI that decodes SendMsg frames (JSON lines when piped).
     Connect(connect::ConnectArgs),
+    /// Put a proxy between an application's clients and its server: every frame shown, decoded.
+    Proxy(proxy::ProxyArgs),
     /// Call a pool's server API: `wsp api send_to_channel channel=news data.title=hi`.
     Api(api::ApiArgs),
     /// Print a shell completion script: `wsp completions bash > /etc/bash_completion.d/wsp`.
@@ -53,6 +56,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::main(*args),
         Command::Bench(args) => bench::command(args),
         Command::Connect(args) => connect::main(args),
+        Command::Proxy(args) => proxy::main(args),
         Command::Api(args) => api::main(args),
         Command::Completions(args) => shell::completions(args, Cli::command()),
         Command::Man(args) => shell::man(args, Cli::command()),

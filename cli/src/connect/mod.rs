@@ -7,13 +7,13 @@
 
 mod app;
 mod compose;
-mod decode;
-mod model;
+pub(crate) mod decode;
+pub(crate) mod model;
 mod pipe;
 mod recover;
 mod replay;
-mod session;
-mod tls;
+pub(crate) mod session;
+pub(crate) mod tls;
 mod tui;
 mod ui;
 

@@ -1,0 +1,153 @@
+//! `wsp proxy --listen ADDR --upstream ws://HOST:PORT`: a reverse proxy a client connects to
+//! instead of the server, that shows every frame of every connection, decoded as `wsp
+//! connect` decodes them.
+//!
+//! - `http`: each TCP connection is served as HTTP/1.1 (hyper); a WebSocket upgrade is carried
+//!   to the upstream with its path, query, cookies, `Authorization`, `Origin` and subprotocols,
+//!   and the upstream's answer (101, or a refusal such as 401/403/429 with its body) goes back
+//!   to the client; every other request is forwarded as it is (hyper-util's client).
+//! - `relay`: the two WebSockets of a proxied connection, each with its own permessage-deflate
+//!   negotiation, and the messages between them: relayed, never rewritten.
+//! - `log`: what the proxy shows: one JSON line per frame (pipe mode, `--record`).
+//!
+//! Decisions (docs/PROXY.md): the proxy terminates each WebSocket (it must, to show and inject
+//! messages): a message keeps its type and content, its fragmentation may change; pings and
+//! pongs are relayed both ways (each side's WebSocket layer also answers a ping itself); a
+//! close is relayed with its code and reason. Back-pressure: a connection relays one message
+//! at a time, so a side that reads slowly slows the side that sends; nothing queues without
+//! bound.
+
+mod http;
+mod log;
+mod relay;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _};
+use clap::Args;
+
+use crate::connect::decode::Decoder;
+
+/// Flags of `wsp proxy`.
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    /// Address to listen on, e.g. `127.0.0.1:8081` (port 0 picks one; printed on stdout).
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    listen: SocketAddr,
+    /// The server to proxy: `ws://HOST:PORT` or `wss://HOST:PORT` (HTTP requests go to the same
+    /// host as http:// or https://).
+    #[arg(long)]
+    upstream: String,
+    /// Print one JSON line per frame on stdout (the default when stdout is not a terminal).
+    #[arg(long)]
+    print: bool,
+    /// Also write every frame's JSON line to FILE (the same lines as `wsp connect --record`,
+    /// with the connection id).
+    #[arg(long)]
+    record: Option<PathBuf>,
+    /// Do not offer permessage-deflate to the upstream (the client side is still negotiated).
+    #[arg(long)]
+    no_upstream_compression: bool,
+    /// Do not accept permessage-deflate from clients.
+    #[arg(long)]
+    no_client_compression: bool,
+    /// `.proto` file(s) describing `cmdData` payloads.
+    #[arg(long = "proto")]
+    protos: Vec<PathBuf>,
+    /// Import directory for --proto (repeatable).
+    #[arg(short = 'I', long = "include")]
+    includes: Vec<PathBuf>,
+    /// A compiled FileDescriptorSet instead of --proto.
+    #[arg(long)]
+    protoset: Option<PathBuf>,
+    /// `N=package.Message`: decode `cmdData` of SendMsgs with `cmd` N as that type.
+    #[arg(long = "cmd-type")]
+    cmd_types: Vec<String>,
+    /// CA certificate (PEM) to trust for a `wss://` upstream.
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// Do not verify a `wss://` upstream's certificate (testing only).
+    #[arg(long)]
+    insecure: bool,
+    /// Largest message relayed, in bytes.
+    #[arg(long, default_value_t = 64 << 20)]
+    max_message_size: usize,
+}
+
+/// What every proxied connection shares.
+pub(crate) struct Shared {
+    /// `ws://host:port` or `wss://host:port`, without a trailing slash.
+    pub upstream: url::Url,
+    pub tls: Arc<rustls::ClientConfig>,
+    pub upstream_compression: bool,
+    pub client_compression: bool,
+    pub max_message: usize,
+    pub log: log::Log,
+}
+
+/// Runs `wsp proxy`.
+pub fn main(args: ProxyArgs) -> anyhow::Result<ExitCode> {
+    let upstream = url::Url::parse(&args.upstream)
+        .with_context(|| format!("--upstream {:?}: not a URL", args.upstream))?;
+    if !matches!(upstream.scheme(), "ws" | "wss") || upstream.host_str().is_none() {
+        bail!(
+            "--upstream {:?}: give ws://HOST:PORT or wss://HOST:PORT",
+            args.upstream
+        );
+    }
+    let decoder = Decoder::load(
+        &args.protos,
+        &args.includes,
+        args.protoset.as_deref(),
+        &args.cmd_types,
+    )?;
+    let tls = crate::connect::tls::client_config(args.ca.as_deref(), args.insecure)?;
+    use std::io::IsTerminal as _;
+    let print = args.print || !std::io::stdout().is_terminal();
+    let log = log::Log::new(decoder, print, args.record.as_deref())?;
+    let shared = Arc::new(Shared {
+        upstream,
+        tls,
+        upstream_compression: !args.no_upstream_compression,
+        client_compression: !args.no_client_compression,
+        max_message: args.max_message_size,
+        log,
+    });
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        eprintln!(
+            "wsp proxy: ws://{addr} → {} (every frame shown{})",
+            shared.upstream,
+            if print { " as JSON lines on stdout" } else { "" }
+        );
+        if !print {
+            eprintln!("wsp proxy: stdout is a terminal: frames are shown as JSON lines too (the TUI is not built yet: docs/PROXY.md)");
+        }
+        let mut next = 0u64;
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let (tcp, peer) = match accepted {
+                        Ok(x) => x,
+                        Err(e) => {
+                            eprintln!("wsp proxy: accept failed: {e}");
+                            continue;
+                        }
+                    };
+                    let _ = tcp.set_nodelay(true);
+                    next += 1;
+                    tokio::spawn(http::serve(shared.clone(), tcp, peer, next));
+                }
+                _ = tokio::signal::ctrl_c() => break,
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}

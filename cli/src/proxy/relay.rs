@@ -1,0 +1,137 @@
+//! The two WebSockets of one proxied connection and the messages between them. Each side has
+//! its own WebSocket layer (and its own permessage-deflate, negotiated on its own); a message
+//! read on one side is shown, then written to the other and flushed before the next is read
+//! from either: one message in flight per connection, so a slow reader slows the sender and no
+//! queue grows. A close is relayed with its code and reason, then both sides end.
+
+use anyhow::Context as _;
+use futures_util::{SinkExt as _, StreamExt as _};
+use rustls::pki_types::ServerName;
+use serde_json::json;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::tungstenite::http::Request;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::MaybeTlsStream;
+use wsp_server::ws::{Incoming, WebSocket};
+
+use super::log::Direction;
+use super::Shared;
+use crate::connect::model::Dir;
+use crate::connect::session::record_of;
+
+/// A connection to the upstream: TCP, and TLS for `wss://`/`https://`.
+pub type Io = MaybeTlsStream<tokio::net::TcpStream>;
+
+/// Opens TCP (and TLS when the request's scheme is `wss` or `https`) to its host.
+pub async fn open<B>(shared: &Shared, req: &Request<B>) -> anyhow::Result<Io> {
+    let uri = req.uri();
+    let host = uri.host().context("the upstream URL has no host")?;
+    let tls = matches!(uri.scheme_str(), Some("wss" | "https"));
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    let bare = host.trim_matches(['[', ']']);
+    let tcp = tokio::net::TcpStream::connect((bare, port))
+        .await
+        .with_context(|| format!("connecting to the upstream {host}:{port}"))?;
+    tcp.set_nodelay(true)?;
+    if !tls {
+        return Ok(MaybeTlsStream::Plain(tcp));
+    }
+    let name = ServerName::try_from(bare.to_string())
+        .with_context(|| format!("{host} is not a valid TLS server name"))?;
+    let stream = tokio_rustls::TlsConnector::from(shared.tls.clone())
+        .connect(name, tcp)
+        .await
+        .with_context(|| format!("TLS handshake with the upstream {host}:{port}"))?;
+    Ok(MaybeTlsStream::Rustls(stream))
+}
+
+/// Relays until either side closes or fails; shows every message.
+pub async fn run<C, U>(shared: &Shared, id: u64, client: WebSocket<C>, up: WebSocket<U>)
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    U: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut c_tx, mut c_rx) = client.split();
+    let (mut u_tx, mut u_rx) = up.split();
+    let (mut frames_up, mut frames_down) = (0u64, 0u64);
+    let ended = loop {
+        tokio::select! {
+            m = c_rx.next() => match m {
+                Some(Ok(m)) => {
+                    frames_up += 1;
+                    if let Some(end) = pass(shared, id, Direction::ToUpstream, m, &mut u_tx).await {
+                        break end;
+                    }
+                }
+                Some(Err(e)) => break json!({"by": "client", "error": e.to_string()}),
+                None => break json!({"by": "client", "error": "the connection ended without a close frame"}),
+            },
+            m = u_rx.next() => match m {
+                Some(Ok(m)) => {
+                    frames_down += 1;
+                    if let Some(end) = pass(shared, id, Direction::ToClient, m, &mut c_tx).await {
+                        break end;
+                    }
+                }
+                Some(Err(e)) => break json!({"by": "upstream", "error": e.to_string()}),
+                None => break json!({"by": "upstream", "error": "the connection ended without a close frame"}),
+            },
+        }
+    };
+    // Whatever ended it, give both sides a moment to exchange their closing frames.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        let _ = c_tx.close().await;
+        let _ = u_tx.close().await;
+    })
+    .await;
+    let mut detail = ended;
+    detail["frames_to_upstream"] = json!(frames_up);
+    detail["frames_to_client"] = json!(frames_down);
+    shared.log.event(id, "closed", detail);
+}
+
+/// Shows one message and writes it to the other side; `Some` when the connection ends here
+/// (a close was relayed, or the other side is gone).
+async fn pass<S>(
+    shared: &Shared,
+    id: u64,
+    direction: Direction,
+    m: Incoming,
+    to: &mut S,
+) -> Option<serde_json::Value>
+where
+    S: futures_util::Sink<Message> + Unpin,
+    S::Error: std::fmt::Display,
+{
+    let Incoming {
+        message,
+        compressed,
+        wire_len,
+        ..
+    } = m;
+    let dir = match direction {
+        Direction::ToUpstream => Dir::Out,
+        Direction::ToClient => Dir::In,
+    };
+    if let Some(r) = record_of(dir, &message) {
+        shared
+            .log
+            .frame(id, direction, &r.with_wire(wire_len, compressed));
+    }
+    let by = match direction {
+        Direction::ToUpstream => "client",
+        Direction::ToClient => "upstream",
+    };
+    let close = match &message {
+        Message::Close(c) => Some(json!({
+            "by": by,
+            "code": c.as_ref().map(|f| u16::from(f.code)).unwrap_or(1005),
+            "reason": c.as_ref().map(|f| f.reason.to_string()).unwrap_or_default(),
+        })),
+        _ => None,
+    };
+    if let Err(e) = to.send(message).await {
+        return Some(json!({"by": by, "error": format!("relaying failed: {e}")}));
+    }
+    close
+}

@@ -1,0 +1,251 @@
+//! `wsp proxy` as a real process between real clients and a real `wsp serve`: messages pass
+//! unchanged both ways and are shown decoded (with a user schema), the upstream's refusals and
+//! close codes reach the other side as they were, plain HTTP is forwarded, and each side
+//! negotiates compression on its own.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use wsp_proto::SendMsg;
+use wsp_tests::{bin, refused_status, Client, Serve};
+
+const CHAT_PROTO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/chat.proto");
+const KEY: &str = "proxy-test-api-key";
+
+/// A `wsp proxy` child: its address, and the JSON lines it printed so far.
+struct Proxy {
+    child: Child,
+    addr: String,
+    lines: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Proxy {
+    fn start(upstream: &Serve, extra: &[&str]) -> Proxy {
+        let up = format!("ws://{}", upstream.addr);
+        let mut child = Command::new(bin("wsp"))
+            .args(["proxy", "--listen", "127.0.0.1:0", "--upstream", &up])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn wsp proxy");
+        let mut first = String::new();
+        BufReader::new(child.stderr.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let addr = first
+            .split("ws://")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or_else(|| panic!("unexpected first line: {first:?}"))
+            .to_string();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&l) {
+                    sink.lock().unwrap().push(v);
+                }
+            }
+        });
+        Proxy { child, addr, lines }
+    }
+
+    fn ws(&self, query: &str) -> String {
+        format!("ws://{}/ws?{query}", self.addr)
+    }
+
+    /// The lines matching `f`, waiting up to 5 s for at least one.
+    async fn wait_for(&self, f: impl Fn(&Value) -> bool) -> Vec<Value> {
+        for _ in 0..100 {
+            let found: Vec<Value> = self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|v| f(v))
+                .cloned()
+                .collect();
+            if !found.is_empty() {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no such line; lines: {:?}", self.lines.lock().unwrap());
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn messages_pass_unchanged_both_ways_and_are_shown_decoded() {
+    let s = Serve::start(&[]);
+    let p = Proxy::start(
+        &s,
+        &["--proto", CHAT_PROTO, "--cmd-type", "101=chat.Message"],
+    );
+    let mut alice = Client::proto(&p.ws("id=alice&channel=room")).await;
+    let mut bob = Client::proto(&p.ws("id=bob")).await;
+    // chat.Message {text: "hi", n: 5}
+    let cmd_data = vec![0x0a, 0x02, b'h', b'i', 0x10, 0x05];
+    bob.send_proto(&SendMsg {
+        cmd: 101,
+        channel: vec!["room".into()],
+        cmd_data: cmd_data.clone().into(),
+        ..Default::default()
+    })
+    .await;
+    let got = loop {
+        let m = alice.recv_proto().await;
+        if m.cmd == 101 {
+            break m;
+        }
+    };
+    assert_eq!(got.cmd_data, cmd_data);
+    assert_eq!(got.from_client_id, "bob");
+    // Shown both ways, decoded with the schema.
+    let up = p
+        .wait_for(|v| v["direction"] == "to_upstream" && v["sendmsg"]["cmd"] == 101)
+        .await;
+    assert_eq!(up[0]["cmd_data"]["value"]["text"], "hi", "{}", up[0]);
+    let down = p
+        .wait_for(|v| v["direction"] == "to_client" && v["sendmsg"]["cmd"] == 101)
+        .await;
+    assert_eq!(down[0]["cmd_data"]["value"]["n"], 5, "{}", down[0]);
+    assert_ne!(up[0]["conn"], down[0]["conn"], "bob sent it, alice got it");
+    let opened = p.wait_for(|v| v["event"] == "open").await;
+    assert!(
+        opened
+            .iter()
+            .any(|o| o["path"] == "/ws?id=alice&channel=room"),
+        "{opened:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_upstreams_refusals_reach_the_client_as_they_are() {
+    let s = Serve::start(&[
+        "--auth-jwt-secret",
+        "0123456789abcdef0123456789abcdef",
+        "--allow-origin",
+        "https://good.example",
+    ]);
+    let p = Proxy::start(&s, &[]);
+    let e = tokio_tungstenite::connect_async(p.ws("id=x"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused_status(e), 401);
+    let mut req = p.ws("id=x").into_client_request().unwrap();
+    req.headers_mut()
+        .insert("Origin", "https://evil.example".parse().unwrap());
+    let e = tokio_tungstenite::connect_async(req).await.unwrap_err();
+    assert_eq!(refused_status(e), 403);
+    let refused = p.wait_for(|v| v["event"] == "refused").await;
+    assert!(refused.iter().any(|r| r["status"] == 401), "{refused:?}");
+}
+
+#[tokio::test]
+async fn close_codes_and_reasons_pass_both_ways_and_http_is_forwarded() {
+    let s = Serve::start(&["--api-key", KEY]);
+    let p = Proxy::start(&s, &[]);
+    // Upstream → client: the server closes a client with 4002.
+    let mut kicked = Client::json(&p.ws("id=kicked")).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let r = s
+        .api(
+            KEY,
+            "close_client",
+            json!({"client_id": "kicked", "code": 4002, "reason": "kicked"}),
+        )
+        .await;
+    assert_eq!(r["status"], 0, "{r}");
+    assert_eq!(kicked.expect_close().await, (4002, "kicked".to_string()));
+    // Client → upstream: the client closes with 4001; the server saw that code.
+    let mut leaving = Client::json(&p.ws("id=leaving")).await;
+    {
+        use futures_util::SinkExt as _;
+        use tokio_tungstenite::tungstenite::protocol::{frame::coding::CloseCode, CloseFrame};
+        use tokio_tungstenite::tungstenite::Message;
+        leaving
+            .ws
+            .send(Message::Close(Some(CloseFrame {
+                code: CloseCode::from(4001),
+                reason: "bye".into(),
+            })))
+            .await
+            .unwrap();
+    }
+    let closed = p
+        .wait_for(|v| v["event"] == "closed" && v["by"] == "client" && v["code"] == 4001)
+        .await;
+    assert_eq!(closed[0]["reason"], "bye");
+    let to_up = p
+        .wait_for(|v| v["direction"] == "to_upstream" && v["type"] == "close")
+        .await;
+    assert_eq!(to_up[0]["close"]["code"], 4001);
+
+    // Anything else is forwarded: the server's health check through the proxy.
+    let body = reqwest_like_get(&format!("http://{}/healthz", p.addr)).await;
+    let health: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["status"], "ok");
+}
+
+/// A GET with a plain TCP socket (HTTP/1.1, `Connection: close`): the body.
+async fn reqwest_like_get(url: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let rest = url.trim_start_matches("http://");
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut tcp = tokio::net::TcpStream::connect(host).await.unwrap();
+    tcp.write_all(
+        format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut out = String::new();
+    tcp.read_to_string(&mut out).await.unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    out.split_once("\r\n\r\n").unwrap().1.to_string()
+}
+
+#[test]
+fn each_side_negotiates_compression_on_its_own() {
+    let s = Serve::start(&[]); // no --compression: the upstream declines
+    let p = Proxy::start(&s, &[]);
+    let out = Command::new(bin("wsp"))
+        .args(["connect", &p.ws("id=z"), "--print", "--compression"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write as _;
+            let mut stdin = c.stdin.take().unwrap();
+            writeln!(stdin, "/json ping").unwrap();
+            drop(stdin);
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(out.status.success());
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["cmd"] == "ping" && l["dir"] == "in"),
+        "{lines:?}"
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let opened = rt.block_on(p.wait_for(|v| v["event"] == "open"));
+    assert_eq!(opened[0]["client_compression"], true, "{opened:?}");
+    assert_eq!(opened[0]["upstream_compression"], false, "{opened:?}");
+}
