@@ -29,6 +29,7 @@ impl Proxy {
         let mut child = Command::new(bin("wsp"))
             .args(["proxy", "--listen", "127.0.0.1:0", "--upstream", &up])
             .args(extra)
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -248,4 +249,35 @@ fn each_side_negotiates_compression_on_its_own() {
     let opened = rt.block_on(p.wait_for(|v| v["event"] == "open"));
     assert_eq!(opened[0]["client_compression"], true, "{opened:?}");
     assert_eq!(opened[0]["upstream_compression"], false, "{opened:?}");
+}
+
+#[tokio::test]
+async fn a_frame_injected_from_stdin_reaches_either_side() {
+    use std::io::Write as _;
+    let s = Serve::start(&[]);
+    let mut p = Proxy::start(&s, &[]);
+    let mut c = Client::json(&p.ws("id=inj")).await;
+    let opened = p.wait_for(|v| v["event"] == "open").await;
+    let conn = opened[0]["conn"].as_u64().unwrap();
+    let mut stdin = p.child.stdin.take().unwrap();
+    // To the client, as if the upstream had sent it.
+    writeln!(stdin, "{conn}< /text from-the-proxy").unwrap();
+    stdin.flush().unwrap();
+    let m = c.next().await;
+    assert_eq!(m.into_text().unwrap().as_str(), "from-the-proxy");
+    // To the upstream, as if the client had sent it: the server answers the client.
+    writeln!(
+        stdin,
+        r#"{conn}> {{"cmd":"ping","seqno":"inj1","data":{{}}}}"#
+    )
+    .unwrap();
+    stdin.flush().unwrap();
+    let reply = c.recv_json().await;
+    assert_eq!(
+        (reply["cmd"].as_str(), reply["seqno"].as_str()),
+        (Some("ping"), Some("inj1")),
+        "{reply}"
+    );
+    let shown = p.wait_for(|v| v["injected"] == true).await;
+    assert_eq!(shown.len(), 2, "{shown:?}");
 }

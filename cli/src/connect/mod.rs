@@ -6,7 +6,7 @@
 //! and the event loop), `pipe` (JSON lines when not on a terminal), `replay`.
 
 mod app;
-mod compose;
+pub(crate) mod compose;
 pub(crate) mod decode;
 pub(crate) mod model;
 mod pipe;

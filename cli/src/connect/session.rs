@@ -198,7 +198,8 @@ async fn connect(t: &Target) -> anyhow::Result<(Ws, Accepted)> {
     Ok((ws, accepted))
 }
 
-fn to_message(o: Outgoing) -> Message {
+/// The message a composed frame is.
+pub fn to_message(o: Outgoing) -> Message {
     match o {
         Outgoing::Text(t) => Message::text(t),
         Outgoing::Binary(b) => Message::binary(b),

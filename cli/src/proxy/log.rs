@@ -53,14 +53,17 @@ impl Log {
         })
     }
 
-    /// A frame of connection `conn`.
-    pub fn frame(&self, conn: u64, direction: Direction, r: &FrameRecord) {
+    /// A frame of connection `conn`; `injected` when the proxy sent it (`inject`).
+    pub fn frame(&self, conn: u64, direction: Direction, r: &FrameRecord, injected: bool) {
         let mut v = r.to_json(&self.decoder);
         v["conn"] = json!(conn);
         v["direction"] = json!(match direction {
             Direction::ToUpstream => "to_upstream",
             Direction::ToClient => "to_client",
         });
+        if injected {
+            v["injected"] = json!(true);
+        }
         self.line(&v);
     }
 

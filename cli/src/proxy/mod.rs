@@ -9,6 +9,8 @@
 //! - `relay`: the two WebSockets of a proxied connection, each with its own permessage-deflate
 //!   negotiation, and the messages between them: relayed, never rewritten.
 //! - `log`: what the proxy shows: one JSON line per frame (pipe mode, `--record`).
+//! - `inject`: frames typed on stdin (`3> /json ping`, `3< {"cmd":…}`) sent into one
+//!   direction of one connection.
 //!
 //! Decisions (docs/PROXY.md): the proxy terminates each WebSocket (it must, to show and inject
 //! messages): a message keeps its type and content, its fragmentation may change; pings and
@@ -18,6 +20,7 @@
 //! bound.
 
 mod http;
+mod inject;
 mod log;
 mod relay;
 
@@ -86,6 +89,8 @@ pub(crate) struct Shared {
     pub client_compression: bool,
     pub max_message: usize,
     pub log: log::Log,
+    /// Each open connection's injection queue (`inject`).
+    pub inject: inject::Registry,
 }
 
 /// Runs `wsp proxy`.
@@ -115,6 +120,7 @@ pub fn main(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         client_compression: !args.no_client_compression,
         max_message: args.max_message_size,
         log,
+        inject: inject::Registry::default(),
     });
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
@@ -130,6 +136,7 @@ pub fn main(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         if !print {
             eprintln!("wsp proxy: stdout is a terminal: frames are shown as JSON lines too (the TUI is not built yet: docs/PROXY.md)");
         }
+        tokio::spawn(inject::read_stdin(shared.clone()));
         let mut next = 0u64;
         loop {
             tokio::select! {

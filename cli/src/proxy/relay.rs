@@ -54,8 +54,26 @@ where
     let (mut c_tx, mut c_rx) = client.split();
     let (mut u_tx, mut u_rx) = up.split();
     let (mut frames_up, mut frames_down) = (0u64, 0u64);
+    let mut injected = shared.inject.open(id);
     let ended = loop {
         tokio::select! {
+            Some((direction, frame)) = injected.recv() => {
+                let message = crate::connect::session::to_message(frame);
+                let dir = match direction {
+                    Direction::ToUpstream => Dir::Out,
+                    Direction::ToClient => Dir::In,
+                };
+                if let Some(r) = record_of(dir, &message) {
+                    shared.log.frame(id, direction, &r, true);
+                }
+                let sent = match direction {
+                    Direction::ToUpstream => u_tx.send(message).await,
+                    Direction::ToClient => c_tx.send(message).await,
+                };
+                if let Err(e) = sent {
+                    break json!({"by": "proxy", "error": format!("injecting failed: {e}")});
+                }
+            }
             m = c_rx.next() => match m {
                 Some(Ok(m)) => {
                     frames_up += 1;
@@ -84,6 +102,7 @@ where
         let _ = u_tx.close().await;
     })
     .await;
+    shared.inject.close(id);
     let mut detail = ended;
     detail["frames_to_upstream"] = json!(frames_up);
     detail["frames_to_client"] = json!(frames_down);
