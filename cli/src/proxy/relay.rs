@@ -135,7 +135,7 @@ where
     if let Some(r) = record_of(dir, &message) {
         shared
             .log
-            .frame(id, direction, &r.with_wire(wire_len, compressed));
+            .frame(id, direction, &r.with_wire(wire_len, compressed), false);
     }
     let by = match direction {
         Direction::ToUpstream => "client",
