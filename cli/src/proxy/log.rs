@@ -6,7 +6,6 @@
 //! side of one connection from a recording (`jq 'select(.conn == 3)'`).
 
 use std::io::Write as _;
-use std::sync::Mutex;
 
 use serde_json::{json, Value};
 
@@ -22,13 +21,15 @@ pub enum Direction {
     ToClient,
 }
 
-/// The lines' destinations.
+/// Lines waiting for the writer thread; when it falls behind (stdout read slowly), the
+/// connections that show frames wait: the relay slows rather than memory growing.
+const QUEUED_LINES: usize = 4096;
+
+/// The lines' destinations: a writer thread that owns stdout and the record file, writing
+/// through buffers and flushing whenever it has nothing more to write.
 pub struct Log {
     decoder: Decoder,
-    print: bool,
-    record: Option<Mutex<std::io::BufWriter<std::fs::File>>>,
-    /// One line at a time on stdout, whichever connection writes.
-    stdout: Mutex<()>,
+    tx: Option<std::sync::mpsc::SyncSender<String>>,
 }
 
 impl Log {
@@ -39,22 +40,54 @@ impl Log {
         record: Option<&std::path::Path>,
     ) -> anyhow::Result<Self> {
         use anyhow::Context as _;
-        let record = match record {
-            Some(p) => Some(Mutex::new(std::io::BufWriter::new(
+        let mut file = match record {
+            Some(p) => Some(std::io::BufWriter::new(
                 std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
-            ))),
+            )),
             None => None,
         };
+        if !print && file.is_none() {
+            return Ok(Self { decoder, tx: None });
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel::<String>(QUEUED_LINES);
+        std::thread::Builder::new()
+            .name("wsp-proxy-log".into())
+            .spawn(move || {
+                let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+                while let Ok(first) = rx.recv() {
+                    // Everything queued, then one flush: a line is out as soon as it is alone.
+                    for line in
+                        std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok()))
+                    {
+                        if print {
+                            let _ = writeln!(out, "{line}");
+                        }
+                        if let Some(f) = file.as_mut() {
+                            let _ = writeln!(f, "{line}");
+                        }
+                    }
+                    let _ = out.flush();
+                    if let Some(f) = file.as_mut() {
+                        let _ = f.flush();
+                    }
+                }
+            })?;
         Ok(Self {
             decoder,
-            print,
-            record,
-            stdout: Mutex::new(()),
+            tx: Some(tx),
         })
+    }
+
+    /// Lines go somewhere (else frames need not be summarized at all).
+    pub fn active(&self) -> bool {
+        self.tx.is_some()
     }
 
     /// A frame of connection `conn`; `injected` when the proxy sent it (`inject`).
     pub fn frame(&self, conn: u64, direction: Direction, r: &FrameRecord, injected: bool) {
+        if self.tx.is_none() {
+            return;
+        }
         let mut v = r.to_json(&self.decoder);
         v["conn"] = json!(conn);
         v["direction"] = json!(match direction {
@@ -81,17 +114,8 @@ impl Log {
     }
 
     fn line(&self, v: &Value) {
-        let text = v.to_string();
-        if self.print {
-            let _one = self.stdout.lock().unwrap_or_else(|e| e.into_inner());
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{text}");
-            let _ = out.flush();
-        }
-        if let Some(rec) = &self.record {
-            let mut f = rec.lock().unwrap_or_else(|e| e.into_inner());
-            let _ = writeln!(f, "{text}");
-            let _ = f.flush();
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(v.to_string());
         }
     }
 }

@@ -47,6 +47,9 @@ pub struct ProxyArgs {
     /// Print one JSON line per frame on stdout (the default when stdout is not a terminal).
     #[arg(long)]
     print: bool,
+    /// Print nothing on stdout (relay only; `--record` still records).
+    #[arg(long, conflicts_with = "print")]
+    quiet: bool,
     /// Also write every frame's JSON line to FILE (the same lines as `wsp connect --record`,
     /// with the connection id).
     #[arg(long)]
@@ -111,7 +114,7 @@ pub fn main(args: ProxyArgs) -> anyhow::Result<ExitCode> {
     )?;
     let tls = crate::connect::tls::client_config(args.ca.as_deref(), args.insecure)?;
     use std::io::IsTerminal as _;
-    let print = args.print || !std::io::stdout().is_terminal();
+    let print = !args.quiet;
     let log = log::Log::new(decoder, print, args.record.as_deref())?;
     let shared = Arc::new(Shared {
         upstream,
@@ -133,8 +136,8 @@ pub fn main(args: ProxyArgs) -> anyhow::Result<ExitCode> {
             shared.upstream,
             if print { " as JSON lines on stdout" } else { "" }
         );
-        if !print {
-            eprintln!("wsp proxy: stdout is a terminal: frames are shown as JSON lines too (the TUI is not built yet: docs/PROXY.md)");
+        if print && std::io::stdout().is_terminal() {
+            eprintln!("wsp proxy: stdout is a terminal: frames are shown as JSON lines (the TUI is not built yet: docs/PROXY.md)");
         }
         tokio::spawn(inject::read_stdin(shared.clone()));
         let mut next = 0u64;

@@ -132,7 +132,12 @@ where
         Direction::ToUpstream => Dir::Out,
         Direction::ToClient => Dir::In,
     };
-    if let Some(r) = record_of(dir, &message) {
+    if let Some(r) = shared
+        .log
+        .active()
+        .then(|| record_of(dir, &message))
+        .flatten()
+    {
         shared
             .log
             .frame(id, direction, &r.with_wire(wire_len, compressed), false);
