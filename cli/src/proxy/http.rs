@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use wsp_server::ws::{handshake, WsConfig, WsError};
 
 use super::relay;
-use super::Shared;
+use super::shared::Shared;
 
 type Body = BoxBody<Bytes, hyper::Error>;
 

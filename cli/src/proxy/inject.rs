@@ -6,13 +6,11 @@
 //! unknown connection is refused with a message on stderr.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use tokio::io::AsyncBufReadExt as _;
 use tokio::sync::mpsc;
 
 use super::log::Direction;
-use super::Shared;
 use crate::connect::compose::{self, Outgoing};
 
 /// Frames waiting to be injected into one connection.
@@ -61,19 +59,5 @@ impl Registry {
             .ok_or(format!("no open connection {id}"))?;
         tx.try_send((direction, frame))
             .map_err(|_| format!("connection {id}: 16 injected frames are waiting already"))
-    }
-}
-
-/// Reads stdin lines and injects them, until stdin ends.
-pub async fn read_stdin(shared: Arc<Shared>) {
-    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-    let mut next_id = 0u64;
-    while let Ok(Some(line)) = lines.next_line().await {
-        if line.trim().is_empty() {
-            continue;
-        }
-        if let Err(e) = shared.inject.line(&line, &mut next_id) {
-            eprintln!("wsp proxy: {e}");
-        }
     }
 }

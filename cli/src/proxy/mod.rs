@@ -23,6 +23,9 @@ mod http;
 mod inject;
 mod log;
 mod relay;
+mod shared;
+
+use shared::Shared;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -83,19 +86,6 @@ pub struct ProxyArgs {
     max_message_size: usize,
 }
 
-/// What every proxied connection shares.
-pub(crate) struct Shared {
-    /// `ws://host:port` or `wss://host:port`, without a trailing slash.
-    pub upstream: url::Url,
-    pub tls: Arc<rustls::ClientConfig>,
-    pub upstream_compression: bool,
-    pub client_compression: bool,
-    pub max_message: usize,
-    pub log: log::Log,
-    /// Each open connection's injection queue (`inject`).
-    pub inject: inject::Registry,
-}
-
 /// Runs `wsp proxy`.
 pub fn main(args: ProxyArgs) -> anyhow::Result<ExitCode> {
     let upstream = url::Url::parse(&args.upstream)
@@ -139,7 +129,7 @@ pub fn main(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         if print && std::io::stdout().is_terminal() {
             eprintln!("wsp proxy: stdout is a terminal: frames are shown as JSON lines (the TUI is not built yet: docs/PROXY.md)");
         }
-        tokio::spawn(inject::read_stdin(shared.clone()));
+        tokio::spawn(read_stdin(shared.clone()));
         let mut next = 0u64;
         loop {
             tokio::select! {
@@ -160,4 +150,19 @@ pub fn main(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Reads stdin lines and injects them (`inject`), until stdin ends.
+async fn read_stdin(shared: Arc<Shared>) {
+    use tokio::io::AsyncBufReadExt as _;
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut next_id = 0u64;
+    while let Ok(Some(line)) = lines.next_line().await {
+        if line.trim().is_empty() {
+            continue;
+        }
+        if let Err(e) = shared.inject.line(&line, &mut next_id) {
+            eprintln!("wsp proxy: {e}");
+        }
+    }
 }

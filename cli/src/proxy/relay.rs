@@ -15,7 +15,7 @@ use tokio_tungstenite::MaybeTlsStream;
 use wsp_server::ws::{Incoming, WebSocket};
 
 use super::log::Direction;
-use super::Shared;
+use super::shared::Shared;
 use crate::connect::model::Dir;
 use crate::connect::session::record_of;
 

@@ -107,10 +107,7 @@ impl RedisCluster {
                     chunk.iter().map(|id| self.remove_client(id, node)),
                 )
                 .await?;
-                n += removed
-                    .iter()
-                    .filter(|(uid, chs)| uid.is_some() || !chs.is_empty())
-                    .count();
+                n += removed.iter().flatten().count();
             }
         }
         let mut keys = Vec::with_capacity(3 * super::keys::BUCKETS as usize + 1);

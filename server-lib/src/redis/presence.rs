@@ -118,15 +118,16 @@ impl RedisCluster {
     }
 
     /// Removes a client's keys (only if `node` still owns it, when given), then its entries in
-    /// its channels' and uid's sets, then in the node's set; returns its uid and channels.
+    /// its channels' and uid's sets, then in the node's set; returns its uid and channels,
+    /// `None` when there was nothing to remove (gone already, or owned by another node).
     pub(super) async fn remove_client(
         &self,
         id: &str,
         node: &str,
-    ) -> crate::Result<(Option<String>, Vec<String>)> {
+    ) -> crate::Result<Option<(Option<String>, Vec<String>)>> {
         let removed: Option<Vec<String>> = self.client_op(id, &["remove", node]).await?;
         let Some(removed) = removed else {
-            return Ok((None, Vec::new()));
+            return Ok(None);
         };
         let mut it = removed.into_iter();
         let uid = it.next().unwrap_or_default();
@@ -142,7 +143,7 @@ impl RedisCluster {
             steps.push(self.srem(self.node_set(node, NodeSet::Clients, id), id));
         }
         futures_util::future::try_join_all(steps).await?;
-        Ok(((!uid.is_empty()).then_some(uid), channels))
+        Ok(Some(((!uid.is_empty()).then_some(uid), channels)))
     }
 
     pub(super) async fn sadd(&self, key: String, member: &str) -> crate::Result<()> {
@@ -307,7 +308,10 @@ impl RedisCluster {
         let r = match event {
             PresenceEvent::Connected { .. } => Ok(()), // claimed in `claim_id`
             PresenceEvent::Disconnected { client_id } => {
-                let (uid, channels) = self.remove_client(&client_id, &self.node).await?;
+                let (uid, channels) = self
+                    .remove_client(&client_id, &self.node)
+                    .await?
+                    .unwrap_or_default();
                 for ch in channels {
                     self.unfollow_channel(&ch).await;
                 }

@@ -1,0 +1,25 @@
+//! What every proxied connection shares: where the upstream is, how to reach it, the
+//! compression and size settings, where frames are shown, and the injection queues.
+
+use std::sync::Arc;
+
+use super::inject;
+use super::log;
+
+/// What every proxied connection shares.
+pub struct Shared {
+    /// `ws://host:port` or `wss://host:port`, without a trailing slash.
+    pub upstream: url::Url,
+    /// TLS for a `wss://` upstream.
+    pub tls: Arc<rustls::ClientConfig>,
+    /// Offer permessage-deflate to the upstream.
+    pub upstream_compression: bool,
+    /// Accept permessage-deflate from clients.
+    pub client_compression: bool,
+    /// Largest message relayed.
+    pub max_message: usize,
+    /// Where frames are shown.
+    pub log: log::Log,
+    /// Each open connection's injection queue (`inject`).
+    pub inject: inject::Registry,
+}
