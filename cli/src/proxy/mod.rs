@@ -15,9 +15,9 @@
 //! Decisions (docs/PROXY.md): the proxy terminates each WebSocket (it must, to show and inject
 //! messages): a message keeps its type and content, its fragmentation may change; pings and
 //! pongs are relayed both ways (each side's WebSocket layer also answers a ping itself); a
-//! close is relayed with its code and reason. Back-pressure: a connection relays one message
-//! at a time, so a side that reads slowly slows the side that sends; nothing queues without
-//! bound.
+//! close is relayed with its code and reason. Back-pressure: a connection relays one burst
+//! (what one read brought, at most 64 messages) at a time, so a side that reads slowly slows
+//! the side that sends; nothing queues without bound.
 
 mod http;
 mod inject;

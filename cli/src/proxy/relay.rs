@@ -1,8 +1,8 @@
 //! The two WebSockets of one proxied connection and the messages between them. Each side has
-//! its own WebSocket layer (and its own permessage-deflate, negotiated on its own); a message
-//! read on one side is shown, then written to the other and flushed before the next is read
-//! from either: one message in flight per connection, so a slow reader slows the sender and no
-//! queue grows. A close is relayed with its code and reason, then both sides end.
+//! its own WebSocket layer (and its own permessage-deflate, negotiated on its own); what one
+//! side's read brought (at most 64 messages) is shown, queued on the other side and flushed
+//! once before anything more is read from either: a slow reader slows the sender and no queue
+//! grows past one burst. A close is relayed with its code and reason, then both sides end.
 
 use anyhow::Context as _;
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -76,8 +76,8 @@ where
             }
             m = c_rx.next() => match m {
                 Some(Ok(m)) => {
-                    frames_up += 1;
-                    if let Some(end) = pass(shared, id, Direction::ToUpstream, m, &mut u_tx).await {
+                    let way = Way { shared, id, direction: Direction::ToUpstream };
+                    if let Some(end) = way.burst(m, &mut c_rx, &mut u_tx, &mut frames_up).await {
                         break end;
                     }
                 }
@@ -86,8 +86,8 @@ where
             },
             m = u_rx.next() => match m {
                 Some(Ok(m)) => {
-                    frames_down += 1;
-                    if let Some(end) = pass(shared, id, Direction::ToClient, m, &mut c_tx).await {
+                    let way = Way { shared, id, direction: Direction::ToClient };
+                    if let Some(end) = way.burst(m, &mut u_rx, &mut c_tx, &mut frames_down).await {
                         break end;
                     }
                 }
@@ -109,53 +109,122 @@ where
     shared.log.event(id, "closed", detail);
 }
 
-/// Shows one message and writes it to the other side; `Some` when the connection ends here
-/// (a close was relayed, or the other side is gone).
-async fn pass<S>(
-    shared: &Shared,
+/// Messages read at once on one side, at most this many, are written with one flush.
+const BURST: usize = 64;
+
+/// One direction of one connection.
+struct Way<'a> {
+    shared: &'a Shared,
     id: u64,
     direction: Direction,
-    m: Incoming,
-    to: &mut S,
-) -> Option<serde_json::Value>
-where
-    S: futures_util::Sink<Message> + Unpin,
-    S::Error: std::fmt::Display,
-{
-    let Incoming {
-        message,
-        compressed,
-        wire_len,
-        ..
-    } = m;
-    let dir = match direction {
-        Direction::ToUpstream => Dir::Out,
-        Direction::ToClient => Dir::In,
-    };
-    if let Some(r) = shared
-        .log
-        .active()
-        .then(|| record_of(dir, &message))
-        .flatten()
+}
+
+impl Way<'_> {
+    fn by(&self) -> &'static str {
+        match self.direction {
+            Direction::ToUpstream => "client",
+            Direction::ToClient => "upstream",
+        }
+    }
+
+    /// Relays `first` and every message already read behind it (up to [`BURST`]), then
+    /// flushes once: one write for what arrived together, however many messages it holds.
+    /// `Some` when the connection ends here.
+    async fn burst<R, E, S>(
+        &self,
+        first: Incoming,
+        from: &mut R,
+        to: &mut S,
+        count: &mut u64,
+    ) -> Option<serde_json::Value>
+    where
+        R: futures_util::Stream<Item = Result<Incoming, E>> + Unpin,
+        E: std::fmt::Display,
+        S: futures_util::Sink<Message> + Unpin,
+        S::Error: std::fmt::Display,
     {
-        shared
+        use futures_util::FutureExt as _;
+        let mut next = Some(first);
+        let mut end = None;
+        for _ in 0..BURST {
+            let Some(m) = next.take() else { break };
+            *count += 1;
+            if let Some(e) = self.pass(m, to).await {
+                end = Some(e);
+                break;
+            }
+            match from.next().now_or_never() {
+                Some(Some(Ok(m))) => next = Some(m),
+                Some(Some(Err(e))) => {
+                    end = Some(json!({"by": self.by(), "error": e.to_string()}));
+                    break;
+                }
+                Some(None) => {
+                    end = Some(
+                        json!({"by": self.by(), "error": "the connection ended without a close frame"}),
+                    );
+                    break;
+                }
+                None => break,
+            }
+        }
+        if let Some(m) = next {
+            // BURST reached: the message read past it goes first next time round.
+            *count += 1;
+            if let Some(e) = self.pass(m, to).await {
+                end = end.or(Some(e));
+            }
+        }
+        if let Err(e) = to.flush().await {
+            return end.or(Some(
+                json!({"by": self.by(), "error": format!("relaying failed: {e}")}),
+            ));
+        }
+        end
+    }
+
+    /// Shows one message and queues it for the other side; `Some` when the connection ends
+    /// here (a close was relayed, or the other side is gone).
+    async fn pass<S>(&self, m: Incoming, to: &mut S) -> Option<serde_json::Value>
+    where
+        S: futures_util::Sink<Message> + Unpin,
+        S::Error: std::fmt::Display,
+    {
+        let Incoming {
+            message,
+            compressed,
+            wire_len,
+            ..
+        } = m;
+        let dir = match self.direction {
+            Direction::ToUpstream => Dir::Out,
+            Direction::ToClient => Dir::In,
+        };
+        if let Some(r) = self
+            .shared
             .log
-            .frame(id, direction, &r.with_wire(wire_len, compressed), false);
+            .active()
+            .then(|| record_of(dir, &message))
+            .flatten()
+        {
+            self.shared.log.frame(
+                self.id,
+                self.direction,
+                &r.with_wire(wire_len, compressed),
+                false,
+            );
+        }
+        let close = match &message {
+            Message::Close(c) => Some(json!({
+                "by": self.by(),
+                "code": c.as_ref().map(|f| u16::from(f.code)).unwrap_or(1005),
+                "reason": c.as_ref().map(|f| f.reason.to_string()).unwrap_or_default(),
+            })),
+            _ => None,
+        };
+        if let Err(e) = to.feed(message).await {
+            return Some(json!({"by": self.by(), "error": format!("relaying failed: {e}")}));
+        }
+        close
     }
-    let by = match direction {
-        Direction::ToUpstream => "client",
-        Direction::ToClient => "upstream",
-    };
-    let close = match &message {
-        Message::Close(c) => Some(json!({
-            "by": by,
-            "code": c.as_ref().map(|f| u16::from(f.code)).unwrap_or(1005),
-            "reason": c.as_ref().map(|f| f.reason.to_string()).unwrap_or_default(),
-        })),
-        _ => None,
-    };
-    if let Err(e) = to.send(message).await {
-        return Some(json!({"by": by, "error": format!("relaying failed: {e}")}));
-    }
-    close
 }
