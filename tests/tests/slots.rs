@@ -250,7 +250,8 @@ fn urlencode(s: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_pool_spreads_over_every_master() {
     let rc = RedisClusterProcs::start();
-    let shapes: [(&str, fn(usize) -> String); 3] = [
+    type Shape = (&'static str, fn(usize) -> String);
+    let shapes: [Shape; 3] = [
         ("chat", |i| format!("chat-{i:x}-lobby")),
         ("room", |i| format!("room:{}", i + 1)),
         ("number", |i| i.to_string()),

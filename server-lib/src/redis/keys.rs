@@ -190,7 +190,7 @@ mod tests {
             let mut thirds = [0u32; 3];
             for n in &names {
                 let t = tag(n);
-                let slot = crc16::State::<crc16::XMODEM>::calculate(t[1..5].as_bytes()) % 16384;
+                let slot = crc16::State::<crc16::XMODEM>::calculate(&t.as_bytes()[1..5]) % 16384;
                 thirds[(slot as usize * 3) / 16384] += 1;
             }
             for c in thirds {
