@@ -25,9 +25,12 @@ struct Proxy {
 
 impl Proxy {
     fn start(upstream: &Serve, extra: &[&str]) -> Proxy {
-        let up = format!("ws://{}", upstream.addr);
+        Self::start_to(&format!("ws://{}", upstream.addr), extra)
+    }
+
+    fn start_to(up: &str, extra: &[&str]) -> Proxy {
         let mut child = Command::new(bin("wsp"))
-            .args(["proxy", "--listen", "127.0.0.1:0", "--upstream", &up])
+            .args(["proxy", "--listen", "127.0.0.1:0", "--upstream", up])
             .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -39,7 +42,7 @@ impl Proxy {
             .read_line(&mut first)
             .unwrap();
         let addr = first
-            .split("ws://")
+            .split("://")
             .nth(1)
             .and_then(|r| r.split_whitespace().next())
             .unwrap_or_else(|| panic!("unexpected first line: {first:?}"))
@@ -280,4 +283,76 @@ async fn a_frame_injected_from_stdin_reaches_either_side() {
     );
     let shown = p.wait_for(|v| v["injected"] == true).await;
     assert_eq!(shown.len(), 2, "{shown:?}");
+}
+
+#[tokio::test]
+async fn a_wss_upstream_with_a_private_ca_is_proxied() {
+    let dir = std::env::temp_dir().join(format!("wsp-proxy-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    wsp_tests::make_certs(&dir, "2001", true);
+    let s = Serve::start(&[
+        "--tls-cert",
+        dir.join("cert.pem").to_str().unwrap(),
+        "--tls-key",
+        dir.join("key.pem").to_str().unwrap(),
+    ]);
+    let up = format!("wss://{}", s.addr);
+    // Without the CA the upstream is not trusted: the client gets a 502 saying why.
+    let untrusted = Proxy::start_to(&up, &[]);
+    let e = tokio_tungstenite::connect_async(untrusted.ws("id=t"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused_status(e), 502);
+    let p = Proxy::start_to(&up, &["--ca", dir.join("ca.pem").to_str().unwrap()]);
+    let mut c = Client::json(&p.ws("id=t")).await;
+    let r = c.ok("client_count", json!({})).await;
+    assert_eq!(r["count"], 1, "{r}");
+    // Plain HTTP goes to the upstream's https://.
+    let body = reqwest_like_get(&format!("http://{}/healthz", p.addr)).await;
+    let health: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["tls"], true, "{health}");
+}
+
+#[test]
+fn the_proxy_serves_wss_itself() {
+    let dir = std::env::temp_dir().join(format!("wsp-proxy-own-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    wsp_tests::make_certs(&dir, "3001", true);
+    let s = Serve::start(&[]);
+    let p = Proxy::start(
+        &s,
+        &[
+            "--tls-cert",
+            dir.join("cert.pem").to_str().unwrap(),
+            "--tls-key",
+            dir.join("key.pem").to_str().unwrap(),
+        ],
+    );
+    let out = Command::new(bin("wsp"))
+        .args([
+            "connect",
+            &format!("wss://{}/ws?id=w", p.addr),
+            "--print",
+            "--ca",
+        ])
+        .arg(dir.join("ca.pem"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write as _;
+            let mut stdin = c.stdin.take().unwrap();
+            writeln!(stdin, "/json ping").unwrap();
+            drop(stdin);
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.contains(r#""cmd":"ping""#) && l.contains(r#""dir":"in""#)),
+        "{text}"
+    );
 }

@@ -7,31 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use wsp_tests::{bin, Serve};
-
-/// A private CA and a localhost leaf certificate it signs (serial `serial`), in `dir`.
-fn make_certs(dir: &Path, serial: &str, with_ca: bool) {
-    let script = format!(
-        "set -e
-        {}
-        openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout key.pem -out leaf.csr
-        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\n' > leaf.ext
-        openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -set_serial 0x{serial} -days 1 -extfile leaf.ext -out cert.pem",
-        if with_ca {
-            "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=wsp-test-ca -keyout ca.key -out ca.pem"
-        } else {
-            ""
-        }
-    );
-    let ok = Command::new("sh")
-        .args(["-c", &script])
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("sh");
-    assert!(ok.success(), "openssl failed (apt-get install openssl)");
-}
+use wsp_tests::{bin, make_certs, Serve};
 
 fn peer(port: &str, ca: &Path) -> Value {
     let python = std::env::var("WSP_PYTHON").unwrap_or_else(|_| "python3".into());

@@ -30,8 +30,11 @@ fn text(status: StatusCode, msg: impl Into<String>) -> Response<Body> {
     r
 }
 
-/// Serves one client connection until it closes.
-pub async fn serve(shared: Arc<Shared>, tcp: tokio::net::TcpStream, peer: SocketAddr, id: u64) {
+/// Serves one client connection (TCP, or TLS with `--tls-cert`) until it closes.
+pub async fn serve<S>(shared: Arc<Shared>, tcp: S, peer: SocketAddr, id: u64)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service = hyper::service::service_fn(move |req| {
         let shared = shared.clone();
         async move { Ok::<_, std::convert::Infallible>(route(shared, req, peer, id).await) }

@@ -81,6 +81,12 @@ pub struct ProxyArgs {
     /// Do not verify a `wss://` upstream's certificate (testing only).
     #[arg(long)]
     insecure: bool,
+    /// Serve `wss://` and `https://` with this certificate chain (PEM; with --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Largest message relayed, in bytes.
     #[arg(long, default_value_t = 64 << 20)]
     max_message_size: usize,
@@ -115,6 +121,10 @@ pub fn main(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         log,
         inject: inject::Registry::default(),
     });
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(c), Some(k)) => Some(wsp_server::tls::Tls::from_pem_files(c, k)?),
+        _ => None,
+    };
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
@@ -122,7 +132,8 @@ pub fn main(args: ProxyArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = listener.local_addr()?;
         eprintln!(
-            "wsp proxy: ws://{addr} → {} (every frame shown{})",
+            "wsp proxy: {}://{addr} → {} (every frame shown{})",
+            if tls.is_some() { "wss" } else { "ws" },
             shared.upstream,
             if print { " as JSON lines on stdout" } else { "" }
         );
@@ -143,7 +154,23 @@ pub fn main(args: ProxyArgs) -> anyhow::Result<ExitCode> {
                     };
                     let _ = tcp.set_nodelay(true);
                     next += 1;
-                    tokio::spawn(http::serve(shared.clone(), tcp, peer, next));
+                    let (shared, id) = (shared.clone(), next);
+                    match &tls {
+                        None => {
+                            tokio::spawn(http::serve(shared, tcp, peer, id));
+                        }
+                        Some(tls) => {
+                            let tls = tls.clone();
+                            tokio::spawn(async move {
+                                let limit = std::time::Duration::from_secs(10);
+                                match tokio::time::timeout(limit, tls.accept(tcp)).await {
+                                    Ok(Ok(stream)) => http::serve(shared, stream, peer, id).await,
+                                    Ok(Err(e)) => eprintln!("wsp proxy: TLS handshake with {peer} failed: {e}"),
+                                    Err(_) => eprintln!("wsp proxy: TLS handshake with {peer} took over 10 s"),
+                                }
+                            });
+                        }
+                    }
                 }
                 _ = tokio::signal::ctrl_c() => break,
             }

@@ -50,7 +50,7 @@ impl Tls {
     }
 
     /// Runs the TLS handshake of a new connection with the current certificate.
-    pub(crate) async fn accept(
+    pub async fn accept(
         &self,
         tcp: tokio::net::TcpStream,
     ) -> std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
