@@ -356,3 +356,72 @@ fn the_proxy_serves_wss_itself() {
         "{text}"
     );
 }
+
+/// Node's `ws` compressing through the proxy to a server that does not (the proxy inflates and
+/// relays it plain), and back compressed: `tests/node/compression.js` checks the 64 KiB
+/// message came back intact and compressed on its socket.
+#[test]
+fn node_ws_with_compression_talks_through_the_proxy_to_a_server_without() {
+    let s = Serve::start(&[]);
+    let p = Proxy::start(&s, &[]);
+    let modules = std::env::var("WSP_NODE_PATH").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../target/node/node_modules").into()
+    });
+    let out = Command::new("node")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/node/compression.js"))
+        .arg(format!("ws://{}/ws", p.addr))
+        .env("NODE_PATH", modules)
+        .output()
+        .expect("node (scripts/setup installs it)");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let opened = rt.block_on(p.wait_for(|v| v["event"] == "open"));
+    assert_eq!(
+        (
+            &opened[0]["client_compression"],
+            &opened[0]["upstream_compression"]
+        ),
+        (&json!(true), &json!(false)),
+        "{opened:?}"
+    );
+}
+
+/// The reverse: a client without compression, a server with it.
+#[tokio::test]
+async fn a_plain_client_talks_through_the_proxy_to_a_compressing_server() {
+    let s = Serve::start(&["--compression"]);
+    let p = Proxy::start(&s, &[]);
+    let mut c = Client::json(&p.ws("id=plain")).await;
+    let big = "item status=ok ".repeat(4000);
+    let r = c
+        .ok("send_to_client", json!({"client_id": "plain", "data": big}))
+        .await;
+    assert_eq!(r["delivered"], 1, "{r}");
+    let m = loop {
+        let m = c.recv_json().await;
+        if m["cmd"] == "message" {
+            break m;
+        }
+    };
+    assert_eq!(m["data"]["data"].as_str().map(str::len), Some(big.len()));
+    let opened = p.wait_for(|v| v["event"] == "open").await;
+    assert_eq!(
+        (
+            &opened[0]["client_compression"],
+            &opened[0]["upstream_compression"]
+        ),
+        (&json!(false), &json!(true)),
+        "{opened:?}"
+    );
+    // The upstream sent it compressed: the proxy's line says so, with its wire size.
+    let shown = p
+        .wait_for(|v| v["direction"] == "to_client" && v["cmd"] == "message")
+        .await;
+    assert_eq!(shown[0]["compressed"], true, "{}", shown[0]);
+    assert!(shown[0]["wire_size"].as_u64().unwrap() < big.len() as u64 / 4);
+}
