@@ -11,6 +11,7 @@ usage: browser.py CHROMIUM POOL_HTTP FOREIGN_HTTP ALLOWING_WS [SCREENSHOT.png]
 """
 
 import asyncio
+import os
 import json
 import re
 import shutil
@@ -150,7 +151,10 @@ async def main(chromium, pool, foreign, allowing, shot):
         connected = "document.querySelector('#status').innerText === 'connected'"
         bob = await b.open(f"{pool}/?id=bob&channel=news")
         await bob.wait(connected, "bob connected")
-        alice = await b.open(f"{pool}/?id=alice&channel=news")
+        # WSP_BROWSER_ALICE: where alice's page comes from (e.g. a `wsp proxy` in front of the
+        # pool: her page and her WebSocket both go through it); bob is always direct.
+        alice_base = os.environ.get("WSP_BROWSER_ALICE", pool)
+        alice = await b.open(f"{alice_base}/?id=alice&channel=news")
         await alice.wait(connected, "alice connected")
         assert await alice.text("#client-id") == "alice"
         # The members list is live: alice's page lists bob, bob's lists alice.

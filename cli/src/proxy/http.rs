@@ -126,6 +126,9 @@ async fn websocket(
             up_req.headers_mut().append(name.clone(), value.clone());
         }
     }
+    if let (false, Some(host)) = (shared.rewrite_host, req.headers().get(header::HOST)) {
+        up_req.headers_mut().insert(header::HOST, host.clone());
+    }
     let path = req.uri().to_string();
     let mut config = WsConfig::default();
     config.max_message = shared.max_message;
@@ -242,7 +245,7 @@ async fn forward(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
             )
         }
     };
-    parts.headers.remove(header::HOST);
+    let client_host = parts.headers.remove(header::HOST);
     for h in [
         "connection",
         "keep-alive",
@@ -262,8 +265,15 @@ async fn forward(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
         Some(p) => format!("{host}:{p}"),
         None => host,
     };
-    if let Ok(v) = HeaderValue::from_str(&host) {
-        parts.headers.insert(header::HOST, v);
+    match client_host.filter(|_| !shared.rewrite_host) {
+        Some(h) => {
+            parts.headers.insert(header::HOST, h);
+        }
+        None => {
+            if let Ok(v) = HeaderValue::from_str(&host) {
+                parts.headers.insert(header::HOST, v);
+            }
+        }
     }
     let req = Request::from_parts(parts, body);
     // One upstream connection per request (hyper's HTTP/1 client on it): simple, and a

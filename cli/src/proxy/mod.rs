@@ -57,6 +57,10 @@ pub struct ProxyArgs {
     /// with the connection id).
     #[arg(long)]
     record: Option<PathBuf>,
+    /// Send the upstream its own host in `Host` (default: the client's `Host` goes through, as
+    /// a transparent reverse proxy does, so the upstream's origin check sees the page's host).
+    #[arg(long)]
+    rewrite_host: bool,
     /// Do not offer permessage-deflate to the upstream (the client side is still negotiated).
     #[arg(long)]
     no_upstream_compression: bool,
@@ -118,6 +122,7 @@ pub fn main(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         upstream_compression: !args.no_upstream_compression,
         client_compression: !args.no_client_compression,
         max_message: args.max_message_size,
+        rewrite_host: args.rewrite_host,
         log,
         inject: inject::Registry::default(),
     });

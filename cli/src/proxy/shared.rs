@@ -16,6 +16,8 @@ pub struct Shared {
     pub upstream_compression: bool,
     /// Accept permessage-deflate from clients.
     pub client_compression: bool,
+    /// Send the upstream its own host in `Host`, not the client's.
+    pub rewrite_host: bool,
     /// Largest message relayed.
     pub max_message: usize,
     /// Where frames are shown.
