@@ -14,7 +14,7 @@ mod recover;
 mod replay;
 pub(crate) mod session;
 pub(crate) mod tls;
-mod tui;
+pub(crate) mod tui;
 mod ui;
 
 use std::io::IsTerminal;

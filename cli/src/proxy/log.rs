@@ -21,15 +21,23 @@ pub enum Direction {
     ToClient,
 }
 
-/// Lines waiting for the writer thread; when it falls behind (stdout read slowly), the
+/// Lines waiting for the writer thread (and, separately, for the terminal UI); when it falls behind (stdout read slowly), the
 /// connections that show frames wait: the relay slows rather than memory growing.
-const QUEUED_LINES: usize = 4096;
+pub const QUEUED_LINES: usize = 4096;
 
 /// The lines' destinations: a writer thread that owns stdout and the record file, writing
 /// through buffers and flushing whenever it has nothing more to write.
 pub struct Log {
     decoder: Decoder,
     tx: Option<std::sync::mpsc::SyncSender<String>>,
+    /// The terminal UI's feed, when it runs.
+    tui: Option<std::sync::mpsc::SyncSender<Event>>,
+}
+
+/// What the terminal UI is fed.
+pub enum Event {
+    /// A line as it would be printed (a frame or a connection event).
+    Line(Value),
 }
 
 impl Log {
@@ -38,6 +46,7 @@ impl Log {
         decoder: Decoder,
         print: bool,
         record: Option<&std::path::Path>,
+        tui: Option<std::sync::mpsc::SyncSender<Event>>,
     ) -> anyhow::Result<Self> {
         use anyhow::Context as _;
         let mut file = match record {
@@ -47,7 +56,11 @@ impl Log {
             None => None,
         };
         if !print && file.is_none() {
-            return Ok(Self { decoder, tx: None });
+            return Ok(Self {
+                decoder,
+                tx: None,
+                tui,
+            });
         }
         let (tx, rx) = std::sync::mpsc::sync_channel::<String>(QUEUED_LINES);
         std::thread::Builder::new()
@@ -75,17 +88,18 @@ impl Log {
         Ok(Self {
             decoder,
             tx: Some(tx),
+            tui,
         })
     }
 
     /// Lines go somewhere (else frames need not be summarized at all).
     pub fn active(&self) -> bool {
-        self.tx.is_some()
+        self.tx.is_some() || self.tui.is_some()
     }
 
     /// A frame of connection `conn`; `injected` when the proxy sent it (`inject`).
     pub fn frame(&self, conn: u64, direction: Direction, r: &FrameRecord, injected: bool) {
-        if self.tx.is_none() {
+        if !self.active() {
             return;
         }
         let mut v = r.to_json(&self.decoder);
@@ -116,6 +130,9 @@ impl Log {
     fn line(&self, v: &Value) {
         if let Some(tx) = &self.tx {
             let _ = tx.send(v.to_string());
+        }
+        if let Some(tui) = &self.tui {
+            let _ = tui.send(Event::Line(v.clone()));
         }
     }
 }

@@ -24,6 +24,7 @@ mod inject;
 mod log;
 mod relay;
 mod shared;
+mod tui;
 
 use shared::Shared;
 
@@ -114,8 +115,16 @@ pub fn main(args: ProxyArgs) -> anyhow::Result<ExitCode> {
     )?;
     let tls = crate::connect::tls::client_config(args.ca.as_deref(), args.insecure)?;
     use std::io::IsTerminal as _;
-    let print = !args.quiet;
-    let log = log::Log::new(decoder, print, args.record.as_deref())?;
+    // A terminal gets the UI; a pipe (or --print) gets the lines.
+    let ui = !args.quiet && !args.print && std::io::stdout().is_terminal();
+    let print = !args.quiet && !ui;
+    let (ui_tx, ui_rx) = if ui {
+        let (tx, rx) = std::sync::mpsc::sync_channel(log::QUEUED_LINES);
+        (Some(tx), Some(rx))
+    } else {
+        (None, None)
+    };
+    let log = log::Log::new(decoder, print, args.record.as_deref(), ui_tx)?;
     let shared = Arc::new(Shared {
         upstream,
         tls,
@@ -131,57 +140,77 @@ pub fn main(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         _ => None,
     };
     let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", args.listen))?;
-        let addr = listener.local_addr()?;
-        eprintln!(
-            "wsp proxy: {}://{addr} → {} (every frame shown{})",
-            if tls.is_some() { "wss" } else { "ws" },
-            shared.upstream,
-            if print { " as JSON lines on stdout" } else { "" }
-        );
-        if print && std::io::stdout().is_terminal() {
-            eprintln!("wsp proxy: stdout is a terminal: frames are shown as JSON lines (the TUI is not built yet: docs/PROXY.md)");
-        }
-        tokio::spawn(read_stdin(shared.clone()));
-        let mut next = 0u64;
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => {
-                    let (tcp, peer) = match accepted {
-                        Ok(x) => x,
-                        Err(e) => {
-                            eprintln!("wsp proxy: accept failed: {e}");
-                            continue;
-                        }
-                    };
-                    let _ = tcp.set_nodelay(true);
-                    next += 1;
-                    let (shared, id) = (shared.clone(), next);
-                    match &tls {
-                        None => {
-                            tokio::spawn(http::serve(shared, tcp, peer, id));
-                        }
-                        Some(tls) => {
-                            let tls = tls.clone();
-                            tokio::spawn(async move {
-                                let limit = std::time::Duration::from_secs(10);
-                                match tokio::time::timeout(limit, tls.accept(tcp)).await {
-                                    Ok(Ok(stream)) => http::serve(shared, stream, peer, id).await,
-                                    Ok(Err(e)) => eprintln!("wsp proxy: TLS handshake with {peer} failed: {e}"),
-                                    Err(_) => eprintln!("wsp proxy: TLS handshake with {peer} took over 10 s"),
-                                }
-                            });
+    let proxy = {
+        let shared = shared.clone();
+        async move {
+            let listener = tokio::net::TcpListener::bind(args.listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", args.listen))?;
+            let addr = listener.local_addr()?;
+            eprintln!(
+                "wsp proxy: {}://{addr} → {} (every frame shown{})",
+                if tls.is_some() { "wss" } else { "ws" },
+                shared.upstream,
+                if print {
+                    " as JSON lines on stdout"
+                } else {
+                    ""
+                }
+            );
+            if !ui {
+                // With the UI, the terminal is the UI's: it injects from its composer.
+                tokio::spawn(read_stdin(shared.clone()));
+            }
+            let mut next = 0u64;
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => {
+                        let (tcp, peer) = match accepted {
+                            Ok(x) => x,
+                            Err(e) => {
+                                eprintln!("wsp proxy: accept failed: {e}");
+                                continue;
+                            }
+                        };
+                        let _ = tcp.set_nodelay(true);
+                        next += 1;
+                        let (shared, id) = (shared.clone(), next);
+                        match &tls {
+                            None => {
+                                tokio::spawn(http::serve(shared, tcp, peer, id));
+                            }
+                            Some(tls) => {
+                                let tls = tls.clone();
+                                tokio::spawn(async move {
+                                    let limit = std::time::Duration::from_secs(10);
+                                    match tokio::time::timeout(limit, tls.accept(tcp)).await {
+                                        Ok(Ok(stream)) => http::serve(shared, stream, peer, id).await,
+                                        Ok(Err(e)) => eprintln!("wsp proxy: TLS handshake with {peer} failed: {e}"),
+                                        Err(_) => eprintln!("wsp proxy: TLS handshake with {peer} took over 10 s"),
+                                    }
+                                });
+                            }
                         }
                     }
+                    _ = tokio::signal::ctrl_c() => break,
                 }
-                _ = tokio::signal::ctrl_c() => break,
             }
+            anyhow::Ok(ExitCode::SUCCESS)
         }
-        Ok(ExitCode::SUCCESS)
-    })
+    };
+    match ui_rx {
+        None => rt.block_on(proxy),
+        Some(rx) => {
+            // The proxy runs on the runtime's threads; the UI owns this one until Esc.
+            let listening = rt.spawn(proxy);
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            if listening.is_finished() {
+                return rt.block_on(listening)?;
+            }
+            tui::run(shared, rx)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 /// Reads stdin lines and injects them (`inject`), until stdin ends.
