@@ -221,24 +221,27 @@ async fn reqwest_like_get(url: &str) -> String {
     out.split_once("\r\n\r\n").unwrap().1.to_string()
 }
 
-#[test]
-fn each_side_negotiates_compression_on_its_own() {
-    let s = Serve::start(&[]); // no --compression: the upstream declines
-    let p = Proxy::start(&s, &[]);
-    let out = Command::new(bin("wsp"))
-        .args(["connect", &p.ws("id=z"), "--print", "--compression"])
+/// `wsp connect ARGS --print` sending `/json ping` from stdin: its output.
+fn ping_with_connect(args: &[&str]) -> std::process::Output {
+    use std::io::Write as _;
+    let mut c = Command::new(bin("wsp"))
+        .arg("connect")
+        .args(args)
+        .arg("--print")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .and_then(|mut c| {
-            use std::io::Write as _;
-            let mut stdin = c.stdin.take().unwrap();
-            writeln!(stdin, "/json ping").unwrap();
-            drop(stdin);
-            c.wait_with_output()
-        })
         .unwrap();
+    writeln!(c.stdin.take().unwrap(), "/json ping").unwrap();
+    c.wait_with_output().unwrap()
+}
+
+#[test]
+fn each_side_negotiates_compression_on_its_own() {
+    let s = Serve::start(&[]); // no --compression: the upstream declines
+    let p = Proxy::start(&s, &[]);
+    let out = ping_with_connect(&[&p.ws("id=z"), "--compression"]);
     assert!(out.status.success());
     let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -328,26 +331,9 @@ fn the_proxy_serves_wss_itself() {
             dir.join("key.pem").to_str().unwrap(),
         ],
     );
-    let out = Command::new(bin("wsp"))
-        .args([
-            "connect",
-            &format!("wss://{}/ws?id=w", p.addr),
-            "--print",
-            "--ca",
-        ])
-        .arg(dir.join("ca.pem"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write as _;
-            let mut stdin = c.stdin.take().unwrap();
-            writeln!(stdin, "/json ping").unwrap();
-            drop(stdin);
-            c.wait_with_output()
-        })
-        .unwrap();
+    let url = format!("wss://{}/ws?id=w", p.addr);
+    let ca = dir.join("ca.pem");
+    let out = ping_with_connect(&[&url, "--ca", ca.to_str().unwrap()]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -50,6 +50,35 @@ pub struct Decoder {
     types: HashMap<i32, MessageDescriptor>,
 }
 
+/// The flags that give the user's schema, shared by `wsp connect` and `wsp proxy`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SchemaArgs {
+    /// `.proto` file(s) describing `cmdData` payloads (compiled in-process; no protoc needed).
+    #[arg(long = "proto")]
+    pub protos: Vec<PathBuf>,
+    /// Import directory for --proto (repeatable).
+    #[arg(short = 'I', long = "include")]
+    pub includes: Vec<PathBuf>,
+    /// A compiled FileDescriptorSet instead of --proto.
+    #[arg(long)]
+    pub protoset: Option<PathBuf>,
+    /// Decode `cmdData` of command N as a message type, e.g. `101=chat.Message` (repeatable).
+    #[arg(long = "cmd-type")]
+    pub cmd_types: Vec<String>,
+}
+
+impl SchemaArgs {
+    /// The decoder these flags describe.
+    pub fn load(&self) -> anyhow::Result<Decoder> {
+        Decoder::load(
+            &self.protos,
+            &self.includes,
+            self.protoset.as_deref(),
+            &self.cmd_types,
+        )
+    }
+}
+
 impl Decoder {
     /// Loads the user's schema: `.proto` files compiled in-process (protox, no `protoc`), or a
     /// compiled descriptor set; `cmd_types` maps `cmd` numbers to message names in it.

@@ -51,24 +51,10 @@ pub struct ConnectArgs {
     /// Welcome frame form: `proto` or `json` (`format` query parameter).
     #[arg(long)]
     format: Option<String>,
-    /// `.proto` file(s) describing `cmdData` payloads (compiled in-process; no protoc needed).
-    #[arg(long = "proto")]
-    protos: Vec<PathBuf>,
-    /// Import directory for --proto (repeatable).
-    #[arg(short = 'I', long = "include")]
-    includes: Vec<PathBuf>,
-    /// A compiled FileDescriptorSet instead of --proto.
-    #[arg(long)]
-    protoset: Option<PathBuf>,
-    /// Decode `cmdData` of command N as a message type, e.g. `101=chat.Message` (repeatable).
-    #[arg(long = "cmd-type")]
-    cmd_types: Vec<String>,
-    /// PEM file of a CA (or self-signed certificate) to trust for wss://, besides the public roots.
-    #[arg(long)]
-    ca: Option<PathBuf>,
-    /// wss:// without verifying the server's certificate (development servers only).
-    #[arg(long)]
-    insecure: bool,
+    #[command(flatten)]
+    schema: decode::SchemaArgs,
+    #[command(flatten)]
+    tls: tls::TlsArgs,
     /// Reconnect with backoff (0.5 s doubling to 30 s) when the connection drops.
     #[arg(long)]
     reconnect: bool,
@@ -133,19 +119,14 @@ impl ConnectArgs {
 /// Runs `wsp connect`.
 pub fn main(args: ConnectArgs) -> anyhow::Result<ExitCode> {
     let url = args.full_url()?;
-    let decoder = decode::Decoder::load(
-        &args.protos,
-        &args.includes,
-        args.protoset.as_deref(),
-        &args.cmd_types,
-    )?;
+    let decoder = args.schema.load()?;
     let recorder = args
         .record
         .as_deref()
         .map(|p| session::Recorder::create(p, decoder.clone()))
         .transpose()?;
     let script = args.replay.as_deref().map(replay::load).transpose()?;
-    let tls = tls::client_config(args.ca.as_deref(), args.insecure)?;
+    let tls = args.tls.client_config()?;
     let interactive =
         !args.print && std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
     let rt = tokio::runtime::Runtime::new()?;

@@ -9,6 +9,24 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
+/// The flags of a TLS client, shared by `wsp connect` and `wsp proxy` (its upstream).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TlsArgs {
+    /// PEM file of a CA (or self-signed certificate) to trust for wss://, besides the public roots.
+    #[arg(long)]
+    pub ca: Option<std::path::PathBuf>,
+    /// wss:// without verifying the server's certificate (development servers only).
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+impl TlsArgs {
+    /// The rustls configuration these flags describe.
+    pub fn client_config(&self) -> anyhow::Result<Arc<ClientConfig>> {
+        client_config(self.ca.as_deref(), self.insecure)
+    }
+}
+
 /// The rustls client configuration: the public (webpki) roots, plus `--ca`, or no verification
 /// with `--insecure`.
 pub fn client_config(

@@ -36,8 +36,6 @@ use std::sync::Arc;
 use anyhow::{bail, Context as _};
 use clap::Args;
 
-use crate::connect::decode::Decoder;
-
 /// Flags of `wsp proxy`.
 #[derive(Debug, Args)]
 pub struct ProxyArgs {
@@ -68,24 +66,11 @@ pub struct ProxyArgs {
     /// Do not accept permessage-deflate from clients.
     #[arg(long)]
     no_client_compression: bool,
-    /// `.proto` file(s) describing `cmdData` payloads.
-    #[arg(long = "proto")]
-    protos: Vec<PathBuf>,
-    /// Import directory for --proto (repeatable).
-    #[arg(short = 'I', long = "include")]
-    includes: Vec<PathBuf>,
-    /// A compiled FileDescriptorSet instead of --proto.
-    #[arg(long)]
-    protoset: Option<PathBuf>,
-    /// `N=package.Message`: decode `cmdData` of SendMsgs with `cmd` N as that type.
-    #[arg(long = "cmd-type")]
-    cmd_types: Vec<String>,
-    /// CA certificate (PEM) to trust for a `wss://` upstream.
-    #[arg(long)]
-    ca: Option<PathBuf>,
-    /// Do not verify a `wss://` upstream's certificate (testing only).
-    #[arg(long)]
-    insecure: bool,
+    #[command(flatten)]
+    schema: crate::connect::decode::SchemaArgs,
+    /// For a `wss://` upstream.
+    #[command(flatten)]
+    tls_client: crate::connect::tls::TlsArgs,
     /// Serve `wss://` and `https://` with this certificate chain (PEM; with --tls-key).
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -107,13 +92,8 @@ pub fn main(args: ProxyArgs) -> anyhow::Result<ExitCode> {
             args.upstream
         );
     }
-    let decoder = Decoder::load(
-        &args.protos,
-        &args.includes,
-        args.protoset.as_deref(),
-        &args.cmd_types,
-    )?;
-    let tls = crate::connect::tls::client_config(args.ca.as_deref(), args.insecure)?;
+    let decoder = args.schema.load()?;
+    let tls = args.tls_client.client_config()?;
     use std::io::IsTerminal as _;
     // A terminal gets the UI; a pipe (or --print) gets the lines.
     let ui = !args.quiet && !args.print && std::io::stdout().is_terminal();
