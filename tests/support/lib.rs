@@ -486,3 +486,45 @@ pub fn make_certs(dir: &std::path::Path, serial: &str, with_ca: bool) {
         .expect("sh");
     assert!(ok.success(), "openssl failed (apt-get install openssl)");
 }
+
+/// The servers `tests/python/browser.py` needs besides the pool: a demo page on another
+/// origin (eve's), and a pool that allows that origin. Killed when dropped.
+pub struct BrowserPeers {
+    /// Serves eve's page.
+    pub foreign: Serve,
+    /// Allows eve's origin.
+    pub allowing: Serve,
+}
+
+/// Runs the demo-page scenario of `tests/python/browser.py` in headless Chromium against the
+/// pool at `pool` (`http://ADDR`), alice's page from `alice` when given (e.g. a proxy in front
+/// of the pool); panics with the script's output unless it printed `browser: ok`.
+pub fn browser_demo(pool: &str, alice: Option<&str>) -> BrowserPeers {
+    let foreign = Serve::start(&["--demo"]);
+    let foreign_origin = format!("http://{}", foreign.addr);
+    let allowing = Serve::start(&["--allow-origin", &foreign_origin]);
+    let chromium = std::env::var("WSP_CHROMIUM").unwrap_or_else(|_| "chromium".into());
+    let python = std::env::var("WSP_PYTHON").unwrap_or_else(|_| "python3".into());
+    let mut cmd = Command::new(&python);
+    cmd.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/python/browser.py"))
+        .arg(&chromium)
+        .arg(pool)
+        .arg(&foreign_origin)
+        .arg(&allowing.url);
+    if let Ok(shot) = std::env::var("WSP_DEMO_SCREENSHOT") {
+        cmd.arg(shot);
+    }
+    if let Some(a) = alice {
+        cmd.env("WSP_BROWSER_ALICE", a);
+    }
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {python}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("browser: ok"),
+        "browser.py failed (is `chromium` installed? scripts/setup installs it):\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    BrowserPeers { foreign, allowing }
+}

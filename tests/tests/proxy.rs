@@ -419,25 +419,9 @@ async fn a_plain_client_talks_through_the_proxy_to_a_compressing_server() {
 async fn a_browser_page_through_the_proxy_talks_with_one_connected_directly() {
     let pool = Serve::start(&["--demo"]);
     let p = Proxy::start(&pool, &[]);
-    let foreign = Serve::start(&["--demo"]);
-    let foreign_origin = format!("http://{}", foreign.addr);
-    let allowing = Serve::start(&["--allow-origin", &foreign_origin]);
-    let chromium = std::env::var("WSP_CHROMIUM").unwrap_or_else(|_| "chromium".into());
-    let python = std::env::var("WSP_PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = Command::new(&python)
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/python/browser.py"))
-        .arg(&chromium)
-        .arg(format!("http://{}", pool.addr))
-        .arg(&foreign_origin)
-        .arg(&allowing.url)
-        .env("WSP_BROWSER_ALICE", format!("http://{}", p.addr))
-        .output()
-        .unwrap_or_else(|e| panic!("running {python}: {e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("browser: ok"),
-        "browser.py through the proxy failed:\n{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
+    let _peers = wsp_tests::browser_demo(
+        &format!("http://{}", pool.addr),
+        Some(&format!("http://{}", p.addr)),
     );
     // The proxy carried alice's page and her socket, and showed her channel message.
     let page = p
