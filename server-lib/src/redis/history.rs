@@ -26,13 +26,14 @@ impl RedisCluster {
         self.online()?;
         let many = channels.len() > 1;
         let mut earlier: Vec<Position> = Vec::with_capacity(channels.len());
+        // The same envelope for every channel's run (encoded once; `Bytes` clones share it).
+        let env = envelope::delivery(
+            &self.node,
+            Route::Channels(channels.to_vec()),
+            None,
+            delivery,
+        );
         for (i, ch) in channels.iter().enumerate() {
-            let env = envelope::delivery(
-                &self.node,
-                Route::Channels(channels.to_vec()),
-                None,
-                delivery,
-            );
             let args: Vec<Value> = vec![
                 "publish".into(),
                 (limits.size as i64).into(),
@@ -51,7 +52,7 @@ impl RedisCluster {
                     .expect("positions serialize")
                     .into(),
                 ch.as_str().into(),
-                Value::Bytes(env),
+                Value::Bytes(env.clone()),
             ];
             let r: crate::Result<String> = self
                 .history_script
