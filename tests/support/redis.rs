@@ -172,7 +172,7 @@ impl RedisClusterProcs {
         let mut servers = Vec::new();
         let mut ports = Vec::new();
         for _ in 0..3 {
-            let port = free_port();
+            let port = cluster_port();
             let d = dir.join(port.to_string());
             std::fs::create_dir_all(&d).unwrap();
             let child = Command::new("redis-server")
@@ -241,5 +241,19 @@ impl Drop for RedisClusterProcs {
             let _ = s.wait();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A free port for a cluster-enabled `redis-server`, whose cluster bus also listens on
+/// port + 10000: that one must exist and be free too, or the server exits at start.
+fn cluster_port() -> u16 {
+    loop {
+        let port = free_port();
+        let Some(bus) = port.checked_add(10000) else {
+            continue;
+        };
+        if std::net::TcpListener::bind(("127.0.0.1", bus)).is_ok() {
+            return port;
+        }
     }
 }
