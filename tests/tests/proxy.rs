@@ -435,3 +435,157 @@ async fn a_browser_page_through_the_proxy_talks_with_one_connected_directly() {
         .await;
     assert!(!sent.is_empty());
 }
+
+/// The next SendMsg with `cmd` 101 (the chat messages of these tests), skipping the rest.
+async fn next_chat(c: &mut Client) -> SendMsg {
+    loop {
+        let m = c.recv_proto().await;
+        if m.cmd == 101 {
+            return m;
+        }
+    }
+}
+
+fn chat(text: &str) -> SendMsg {
+    SendMsg {
+        cmd: 101,
+        channel: vec!["room".into()],
+        msg: text.into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn an_intercepted_message_is_held_then_edited_dropped_or_forwarded_while_others_flow() {
+    use std::io::Write as _;
+    let s = Serve::start(&[]);
+    let mut p = Proxy::start(&s, &["--intercept", "dir:up secret"]);
+    let mut stdin = p.child.stdin.take().unwrap();
+    let mut alice = Client::proto(&p.ws("id=alice&channel=room")).await;
+    let mut bob = Client::proto(&p.ws("id=bob&channel=room")).await;
+    let mut carol = Client::proto(&p.ws("id=carol&channel=room")).await;
+
+    alice.send_proto(&chat("secret plan")).await;
+    let held = p.wait_for(|v| v["held"].is_u64()).await;
+    let k = held[0]["held"].as_u64().unwrap();
+    assert_eq!(held[0]["sendmsg"]["msg"], "secret plan", "{held:?}");
+    // Held: yet bob's connection flows, and so does alice's other direction.
+    bob.send_proto(&chat("bob speaks")).await;
+    assert_eq!(next_chat(&mut carol).await.msg, "bob speaks");
+    assert_eq!(next_chat(&mut alice).await.msg, "bob speaks");
+
+    // Edited: carol gets the edited message from alice, not the held one.
+    writeln!(
+        stdin,
+        r#"/edit {k} {{"cmd":101,"channel":["room"],"msg":"edited plan"}}"#
+    )
+    .unwrap();
+    stdin.flush().unwrap();
+    let got = next_chat(&mut carol).await;
+    assert_eq!(
+        (got.msg.as_str(), got.from_client_id.as_str()),
+        ("edited plan", "alice")
+    );
+    let released = p
+        .wait_for(|v| v["event"] == "released" && v["hold"] == k)
+        .await;
+    assert_eq!(released[0]["verdict"], "edited");
+    p.wait_for(|v| v["replaces"] == k && v["injected"] == true)
+        .await;
+
+    // Dropped: what alice sends next arrives, the dropped one never does.
+    alice.send_proto(&chat("secret two")).await;
+    let k2 = p.wait_for(|v| v["held"].is_u64() && v["held"] != k).await[0]["held"]
+        .as_u64()
+        .unwrap();
+    alice
+        .send_proto(&chat("public, queued behind the held one"))
+        .await;
+    writeln!(stdin, "/drop {k2}").unwrap();
+    stdin.flush().unwrap();
+    assert_eq!(
+        next_chat(&mut carol).await.msg,
+        "public, queued behind the held one"
+    );
+
+    // Forwarded as it came.
+    alice.send_proto(&chat("secret three")).await;
+    let k3 = p
+        .wait_for(|v| v["held"].as_u64().is_some_and(|h| h > k2))
+        .await[0]["held"]
+        .as_u64()
+        .unwrap();
+    writeln!(stdin, "/forward {k3}").unwrap();
+    stdin.flush().unwrap();
+    assert_eq!(next_chat(&mut carol).await.msg, "secret three");
+    let verdicts: Vec<Value> = p
+        .wait_for(|v| v["event"] == "released" && v["hold"] == k3)
+        .await;
+    assert_eq!(verdicts[0]["verdict"], "forwarded");
+    let dropped = p
+        .wait_for(|v| v["event"] == "released" && v["hold"] == k2)
+        .await;
+    assert_eq!(dropped[0]["verdict"], "dropped");
+}
+
+#[tokio::test]
+async fn a_connection_is_closed_both_ways_with_a_code_and_held_whole_on_demand() {
+    use std::io::Write as _;
+    let s = Serve::start(&["--api-key", KEY]);
+    let mut p = Proxy::start(&s, &[]);
+    let mut stdin = p.child.stdin.take().unwrap();
+    let mut alice = Client::proto(&p.ws("id=alice&channel=room")).await;
+    let mut carol = Client::proto(&p.ws("id=carol&channel=room")).await;
+    let conn = |p: &Proxy, id: &str| {
+        let lines = p.lines.lock().unwrap();
+        lines
+            .iter()
+            .find(|v| v["event"] == "open" && v["path"].as_str().is_some_and(|q| q.contains(id)))
+            .and_then(|v| v["conn"].as_u64())
+    };
+    p.wait_for(|v| v["event"] == "open" && v["path"].as_str().is_some_and(|q| q.contains("carol")))
+        .await;
+    let (a, c) = (conn(&p, "alice").unwrap(), conn(&p, "carol").unwrap());
+
+    // Every message of alice's connection held, whatever it says.
+    writeln!(stdin, "{a} /intercept on").unwrap();
+    stdin.flush().unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    alice.send_proto(&chat("anything")).await;
+    let k = p.wait_for(|v| v["held"].is_u64()).await[0]["held"]
+        .as_u64()
+        .unwrap();
+    // Turning it off forwards what it held.
+    writeln!(stdin, "{a} /intercept off").unwrap();
+    stdin.flush().unwrap();
+    assert_eq!(next_chat(&mut carol).await.msg, "anything");
+    p.wait_for(|v| v["event"] == "released" && v["hold"] == k)
+        .await;
+
+    // Closed by the proxy: the client gets the code and reason, and so does the server (alice
+    // leaves the pool).
+    writeln!(stdin, "{c} /close 4321 closed by the operator").unwrap();
+    stdin.flush().unwrap();
+    assert_eq!(
+        carol.expect_close().await,
+        (4321, "closed by the operator".to_string())
+    );
+    let closed = p
+        .wait_for(|v| v["event"] == "closed" && v["conn"] == c)
+        .await;
+    assert_eq!(
+        (closed[0]["by"].as_str(), closed[0]["code"].as_u64()),
+        (Some("proxy"), Some(4321))
+    );
+    // The upstream saw carol go: the pool no longer lists her.
+    for _ in 0..50 {
+        let ids = s
+            .api(KEY, "client_ids_by_channel", json!({"channel": "room"}))
+            .await;
+        if !ids.to_string().contains("carol") {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("carol still in the pool after the proxy closed her connection");
+}

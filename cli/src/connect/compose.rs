@@ -14,6 +14,7 @@
 //! | `/json NAME [ARGS]` | a wsrv JSON text request `{"cmd","seqno","data"}`, ARGS as for `/cmd` |
 //! | `/ping` | built-in ping (round trip shown) |
 //! | `/text TEXT` | a raw text frame |
+//! | `/b64 BASE64` | a raw binary frame |
 //! | `/close [CODE [REASON]]` | a close frame (default 1000) |
 //!
 //! Requests get a `localId` (or `seqno`) so their reply can be paired with them.
@@ -195,6 +196,17 @@ pub fn parse(input: &str, next_id: &mut u64) -> Result<Composed, String> {
             request_id: None,
             label: "text".into(),
         },
+        "b64" => {
+            use base64::Engine as _;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(args)
+                .map_err(|e| format!("/b64: not base64: {e}"))?;
+            Composed {
+                frame: Outgoing::Binary(bytes.into()),
+                request_id: None,
+                label: "binary".into(),
+            }
+        }
         "close" => {
             let mut it = args.splitn(2, char::is_whitespace);
             let code = match it.next().filter(|s| !s.is_empty()) {
@@ -244,6 +256,31 @@ fn name_and_json<'a>(word: &str, args: &'a str) -> Result<(&'a str, Value), Stri
         .unwrap_or((args, ""));
     let data = crate::kv::parse_line(data).map_err(|e| format!("/{word} arguments: {e}"))?;
     Ok((name, data))
+}
+
+/// The composer input that sends exactly this message again, to be edited (`wsp proxy`'s
+/// intercept): a wsrv JSON request as it is, other text as `/text TEXT`, a SendMsg in its
+/// protobuf JSON form when that form encodes back to the same bytes, other binary as
+/// `/b64 BASE64`. `None` for a message of another kind.
+pub fn editable(frame: &Outgoing) -> Option<String> {
+    use base64::Engine as _;
+    match frame {
+        Outgoing::Text(t) if wsrv_request(t).is_ok_and(|r| r.is_some()) => Some(t.clone()),
+        Outgoing::Text(t) => Some(format!("/text {t}")),
+        Outgoing::Binary(b) => {
+            let as_json = DynamicMessage::decode(wsp_proto::sendmsg_descriptor(), b.as_ref())
+                .ok()
+                .and_then(|m| serde_json::to_string(&m).ok())
+                .filter(|j| sendmsg_from_json(j).is_ok_and(|m| m.encode_to_vec() == b.as_ref()));
+            Some(as_json.unwrap_or_else(|| {
+                format!(
+                    "/b64 {}",
+                    base64::engine::general_purpose::STANDARD.encode(b)
+                )
+            }))
+        }
+        Outgoing::Close(..) => None,
+    }
 }
 
 /// A `SendMsg` from its protobuf JSON form (camelCase or snake_case names; `cmdData` base64).
@@ -337,5 +374,35 @@ mod tests {
         );
         assert_eq!(c.request_id.as_deref(), Some("x"));
         assert!(parse(r#"{"cmd": 7, "nope": 1}"#, &mut n).is_err());
+    }
+
+    #[test]
+    fn editable_input_sends_the_same_message_again() {
+        let sendmsg = SendMsg {
+            cmd: 101,
+            channel: vec!["news".into()],
+            cmd_data: vec![0, 1, 2].into(),
+            ..Default::default()
+        };
+        let frames = [
+            Outgoing::Text(r#"{"cmd":"ping","seqno":"p1"}"#.into()),
+            Outgoing::Text(r#"{"cmd":7} looks like JSON"#.into()),
+            Outgoing::Text("plain words".into()),
+            Outgoing::Binary(sendmsg.encode_to_vec().into()),
+            Outgoing::Binary(vec![0xff, 0x00, 0x13].into()),
+        ];
+        for frame in frames {
+            let input = editable(&frame).expect("data messages are editable");
+            let mut n = 0;
+            assert_eq!(parse(&input, &mut n).unwrap().frame, frame, "{input}");
+        }
+        assert!(input_is_json(
+            &editable(&Outgoing::Binary(sendmsg.encode_to_vec().into())).unwrap()
+        ));
+        assert_eq!(editable(&Outgoing::Close(1000, String::new())), None);
+    }
+
+    fn input_is_json(s: &str) -> bool {
+        serde_json::from_str::<Value>(s).is_ok()
     }
 }

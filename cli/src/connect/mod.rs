@@ -8,9 +8,11 @@
 mod app;
 pub(crate) mod compose;
 pub(crate) mod decode;
+pub(crate) mod filter;
 pub(crate) mod model;
 mod pipe;
 mod recover;
+pub(crate) mod render;
 mod replay;
 pub(crate) mod session;
 pub(crate) mod tls;

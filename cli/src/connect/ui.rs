@@ -6,15 +6,9 @@ use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Row, Table, TableState, Wrap};
 use ratatui::Frame;
-use serde_json::Value;
 
 use super::app::{App, Conn, Focus};
-use super::decode::CmdData;
-use super::model::{Dir, Kind};
-use wsp_server::close::code_name;
-
-const IN: Color = Color::Cyan;
-const OUT: Color = Color::Yellow;
+use super::render;
 
 /// The help line at the bottom.
 pub const HELP: &str =
@@ -203,54 +197,9 @@ fn draw_list(f: &mut Frame, area: Rect, app: &App) {
         .iter()
         .map(|&i| {
             let e = &app.frames[i];
-            let r = &e.record;
-            let s = &r.summary;
-            let color = if r.dir == Dir::In { IN } else { OUT };
-            let route = match (&s.from, &s.to) {
-                (Some(a), Some(b)) => format!("{a}→{b}"),
-                (Some(a), None) => format!("{a}→"),
-                (None, Some(b)) => format!("→{b}"),
-                _ => String::new(),
-            };
-            let status = match (&s.close, s.status) {
-                (Some((c, _)), _) => format!("{c} {}", code_name(*c)),
-                (_, Some(0)) | (_, None) => e
-                    .rtt
-                    .map(|d| format!("ok {:.1}ms", d.as_secs_f64() * 1000.0))
-                    .unwrap_or_default(),
-                (_, Some(st)) => format!("{st}"),
-            };
-            let status_style = if s.status.is_some_and(|st| st != 0) || s.close.is_some() {
-                Style::default().fg(Color::Red)
-            } else {
-                Style::default()
-            };
-            Row::new(vec![
-                Span::raw(r.clock()),
-                Span::raw(if r.dir == Dir::In { "←" } else { "→" }).fg(color),
-                Span::raw(r.kind.name()).fg(color),
-                Span::raw(s.cmd.clone().unwrap_or_default()),
-                Span::raw(route),
-                Span::raw(s.channels.join(",")),
-                Span::raw(match r.wire {
-                    // `z`: it came compressed (the detail pane gives its size on the wire).
-                    Some(w) if w.compressed => format!("{}z", r.data.len()),
-                    _ => format!("{}", r.data.len()),
-                }),
-                Span::styled(status, status_style),
-            ])
+            render::row(&e.record, e.rtt)
         })
         .collect();
-    let widths = [
-        Constraint::Length(12),
-        Constraint::Length(1),
-        Constraint::Length(6),
-        Constraint::Length(13),
-        Constraint::Length(16),
-        Constraint::Length(10),
-        Constraint::Length(6),
-        Constraint::Min(8),
-    ];
     let title = format!(
         " frames {}/{}{} ",
         vis.len(),
@@ -261,20 +210,8 @@ fn draw_list(f: &mut Frame, area: Rect, app: &App) {
             String::new()
         }
     );
-    let table = Table::new(rows, widths)
-        .header(
-            Row::new([
-                "time",
-                "",
-                "type",
-                "cmd",
-                "from→to",
-                "channels",
-                "size",
-                "status",
-            ])
-            .bold(),
-        )
+    let table = Table::new(rows, render::WIDTHS)
+        .header(render::header())
         .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED))
         .block(focused(
             Block::bordered().title(title),
@@ -286,92 +223,10 @@ fn draw_list(f: &mut Frame, area: Rect, app: &App) {
 
 /// The detail pane's text for the current frame.
 pub fn detail_lines(app: &App) -> Vec<Line<'static>> {
-    let Some(e) = app.current() else {
-        return vec![Line::from("no frame selected").fg(Color::DarkGray)];
-    };
-    let r = &e.record;
-    let mut out = vec![Line::from(format!(
-        "{} {} {} · {} bytes{}{}",
-        r.clock(),
-        if r.dir == Dir::In { "received" } else { "sent" },
-        r.kind.name(),
-        r.data.len(),
-        r.wire
-            .map(|w| format!(
-                ", {} on the wire{}",
-                w.len,
-                if w.compressed { " (compressed)" } else { "" }
-            ))
-            .unwrap_or_default(),
-        e.rtt
-            .map(|d| format!(" · reply after {:.2} ms", d.as_secs_f64() * 1000.0))
-            .unwrap_or_default()
-    ))
-    .bold()];
-    match r.kind {
-        Kind::Binary => match (app.decoder.sendmsg_json(&r.data), r.sendmsg()) {
-            (Some(Value::Object(fields)), Some(msg)) => {
-                // In field-number order, as the .proto lists them.
-                for field in wsp_proto::sendmsg_descriptor().fields() {
-                    let k = field.name();
-                    let Some(v) = fields.get(k).filter(|_| k != "cmd_data") else {
-                        continue;
-                    };
-                    out.push(Line::from(vec![
-                        Span::raw(format!("{k:>15} ")).fg(Color::DarkGray),
-                        Span::raw(v.to_string()),
-                    ]));
-                }
-                out.push(Line::from(vec![
-                    Span::raw(format!("{:>15} ", "cmd_data")).fg(Color::DarkGray),
-                    Span::raw(format!("{} bytes", msg.cmd_data.len())),
-                ]));
-                match app.decoder.cmd_data(msg.cmd, &msg.cmd_data) {
-                    CmdData::Empty => {}
-                    CmdData::Message { type_name, json } => {
-                        out.push(Line::from(format!("  as {type_name}:")).fg(Color::Green));
-                        push_pretty(&mut out, &json);
-                    }
-                    CmdData::Json(v) => push_pretty(&mut out, &v),
-                    CmdData::Text(t) => out.push(Line::from(format!("  \"{t}\""))),
-                    CmdData::Hex(h) => out.push(Line::from(format!("  {h}"))),
-                }
-                if let Ok(v) = serde_json::from_str::<Value>(&msg.msg) {
-                    if v.is_object() || v.is_array() {
-                        out.push(Line::from("  msg as JSON:").fg(Color::Green));
-                        push_pretty(&mut out, &v);
-                    }
-                }
-            }
-            _ => out.push(Line::from(format!(
-                "not a SendMsg: {}",
-                super::decode::hex(&r.data[..r.data.len().min(256)])
-            ))),
-        },
-        Kind::Text => match serde_json::from_slice::<Value>(&r.data) {
-            Ok(v) => push_pretty(&mut out, &v),
-            Err(_) => out.extend(
-                String::from_utf8_lossy(&r.data)
-                    .lines()
-                    .map(|l| Line::from(l.to_string())),
-            ),
-        },
-        Kind::Close => {
-            if let Some((c, reason)) = &r.summary.close {
-                out.push(Line::from(format!(
-                    "close {c} ({}) {reason}",
-                    code_name(*c)
-                )));
-            }
-        }
-        Kind::Ping | Kind::Pong => out.push(Line::from(super::decode::hex(&r.data))),
+    match app.current() {
+        Some(e) => render::detail(&e.record, e.rtt, &app.decoder),
+        None => vec![Line::from("no frame selected").fg(Color::DarkGray)],
     }
-    out
-}
-
-fn push_pretty(out: &mut Vec<Line<'static>>, v: &Value) {
-    let text = serde_json::to_string_pretty(v).unwrap_or_default();
-    out.extend(text.lines().map(|l| Line::from(format!("  {l}"))));
 }
 
 fn draw_detail(f: &mut Frame, area: Rect, app: &App) {

@@ -10,7 +10,7 @@ use std::io::Write as _;
 use serde_json::{json, Value};
 
 use crate::connect::decode::Decoder;
-use crate::connect::model::FrameRecord;
+use crate::connect::model::{Dir, FrameRecord};
 
 /// Which way a frame went through the proxy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,9 +34,31 @@ pub struct Log {
     tui: Option<std::sync::mpsc::SyncSender<Event>>,
 }
 
+/// How a frame came to be shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// Relayed as it came.
+    Relayed,
+    /// Sent by the proxy (`/to-server`, `/to-client`, `/close`).
+    Injected,
+    /// Held (intercepted) as number K, not relayed yet.
+    Held(u64),
+    /// Relayed instead of held message K (`/edit`).
+    Replaces(u64),
+}
+
 /// What the terminal UI is fed.
 pub enum Event {
-    /// A line as it would be printed (a frame or a connection event).
+    /// A frame of a connection.
+    Frame {
+        /// The proxy's connection number.
+        conn: u64,
+        /// The frame (`dir` `Out`: to the upstream), boxed: the channel's slots stay small.
+        record: Box<FrameRecord>,
+        /// How it came to be shown.
+        mark: Mark,
+    },
+    /// A connection event, as it is printed (`open`, `refused`, `closed`, `released`).
     Line(Value),
 }
 
@@ -97,25 +119,44 @@ impl Log {
         self.tx.is_some() || self.tui.is_some()
     }
 
-    /// A frame of connection `conn`; `injected` when the proxy sent it (`inject`).
-    pub fn frame(&self, conn: u64, direction: Direction, r: &FrameRecord, injected: bool) {
-        if !self.active() {
-            return;
+    /// The decoder frames are shown with.
+    pub fn decoder(&self) -> &Decoder {
+        &self.decoder
+    }
+
+    /// A frame of connection `conn` (its `dir`: `Out` to the upstream, `In` to the client). Its
+    /// line has `injected: true` when the proxy sent it, `held: K` when it is held as K, and
+    /// `injected: true, replaces: K` when it was relayed instead of held message K.
+    pub fn frame(&self, conn: u64, r: &FrameRecord, mark: Mark) {
+        if let Some(tx) = &self.tx {
+            let mut v = r.to_json(&self.decoder);
+            v["conn"] = json!(conn);
+            v["direction"] = json!(match r.dir {
+                Dir::Out => "to_upstream",
+                Dir::In => "to_client",
+            });
+            match mark {
+                Mark::Relayed => {}
+                Mark::Injected => v["injected"] = json!(true),
+                Mark::Held(k) => v["held"] = json!(k),
+                Mark::Replaces(k) => {
+                    v["injected"] = json!(true);
+                    v["replaces"] = json!(k);
+                }
+            }
+            let _ = tx.send(v.to_string());
         }
-        let mut v = r.to_json(&self.decoder);
-        v["conn"] = json!(conn);
-        v["direction"] = json!(match direction {
-            Direction::ToUpstream => "to_upstream",
-            Direction::ToClient => "to_client",
-        });
-        if injected {
-            v["injected"] = json!(true);
+        if let Some(tui) = &self.tui {
+            let _ = tui.send(Event::Frame {
+                conn,
+                record: Box::new(r.clone()),
+                mark,
+            });
         }
-        self.line(&v);
     }
 
     /// A connection event: `open` (with the path and the upstream's status), `refused`,
-    /// `closed`.
+    /// `closed`, `released` (a held message was forwarded, edited or dropped).
     pub fn event(&self, conn: u64, event: &str, mut detail: Value) {
         let ts = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

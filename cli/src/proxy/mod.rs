@@ -9,8 +9,12 @@
 //! - `relay`: the two WebSockets of a proxied connection, each with its own permessage-deflate
 //!   negotiation, and the messages between them: relayed, never rewritten.
 //! - `log`: what the proxy shows: one JSON line per frame (pipe mode, `--record`).
-//! - `inject`: frames typed on stdin (`3> /json ping`, `3< {"cmd":…}`) sent into one
-//!   direction of one connection.
+//! - `control`: what the user tells the proxy, from stdin or the UI's composer: frames sent
+//!   into one direction of one connection (`3> /json ping`, `3< {"cmd":…}`), a connection
+//!   closed with a code, held messages forwarded, edited or dropped.
+//! - `intercept`: which messages are held until the user decides (`--intercept EXPR`, or a
+//!   whole connection).
+//! - `tui` (drawing and the loop) over `view` (its state and keys).
 //!
 //! Decisions (docs/PROXY.md): the proxy terminates each WebSocket (it must, to show and inject
 //! messages): a message keeps its type and content, its fragmentation may change; pings and
@@ -19,12 +23,14 @@
 //! (what one read brought, at most 64 messages) at a time, so a side that reads slowly slows
 //! the side that sends; nothing queues without bound.
 
+mod control;
 mod http;
-mod inject;
+mod intercept;
 mod log;
 mod relay;
 mod shared;
 mod tui;
+mod view;
 
 use shared::Shared;
 
@@ -77,6 +83,11 @@ pub struct ProxyArgs {
     /// The private key (PEM) of --tls-cert.
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Hold every data message that matches EXPR until it is forwarded, edited or dropped
+    /// (`/forward K`, `/edit K INPUT`, `/drop K` on stdin or in the UI). EXPR is the frame
+    /// filter's syntax: `cmd:NAME ch:CHANNEL dir:up|down type:text|binary status:N` and words.
+    #[arg(long, value_name = "EXPR")]
+    intercept: Option<String>,
     /// Largest message relayed, in bytes.
     #[arg(long, default_value_t = 64 << 20)]
     max_message_size: usize,
@@ -113,7 +124,8 @@ pub fn main(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         max_message: args.max_message_size,
         rewrite_host: args.rewrite_host,
         log,
-        inject: inject::Registry::default(),
+        conns: control::Connections::default(),
+        intercept: intercept::Intercept::new(args.intercept.as_deref()),
     });
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(c), Some(k)) => Some(wsp_server::tls::Tls::from_pem_files(c, k)?),
@@ -193,7 +205,8 @@ pub fn main(args: ProxyArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Reads stdin lines and injects them (`inject`), until stdin ends.
+/// Reads stdin lines and carries them out (`control`), until stdin ends; then nobody can
+/// decide a held message any more, so intercepting stops and what is held is forwarded.
 async fn read_stdin(shared: Arc<Shared>) {
     use tokio::io::AsyncBufReadExt as _;
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
@@ -202,8 +215,12 @@ async fn read_stdin(shared: Arc<Shared>) {
         if line.trim().is_empty() {
             continue;
         }
-        if let Err(e) = shared.inject.line(&line, &mut next_id) {
+        if let Err(e) = control::execute(&line, &shared.conns, &shared.intercept, &mut next_id) {
             eprintln!("wsp proxy: {e}");
         }
     }
+    if shared.intercept.on() {
+        eprintln!("wsp proxy: stdin ended: intercepting stops (nobody can forward a held message), what is held is forwarded");
+    }
+    shared.intercept.off();
 }

@@ -1,9 +1,11 @@
 //! What every proxied connection shares: where the upstream is, how to reach it, the
-//! compression and size settings, where frames are shown, and the injection queues.
+//! compression and size settings, where frames are shown, the connections' command queues and
+//! the interception rules.
 
 use std::sync::Arc;
 
-use super::inject;
+use super::control;
+use super::intercept::Intercept;
 use super::log;
 
 /// What every proxied connection shares.
@@ -22,6 +24,8 @@ pub struct Shared {
     pub max_message: usize,
     /// Where frames are shown.
     pub log: log::Log,
-    /// Each open connection's injection queue (`inject`).
-    pub inject: inject::Registry,
+    /// Each open connection's command queue (`control`).
+    pub conns: control::Connections,
+    /// What is held, and what gets held (`intercept`).
+    pub intercept: Intercept,
 }

@@ -1,135 +1,31 @@
-//! The proxy's terminal UI (stdout a terminal, no `--print`): the connections on the left
-//! (number, client address, path, state, frames each way, close code), the selected one's
-//! frames on the right (← to client, → to upstream, decoded: cmd, route, size), the selected
-//! frame's whole decoded form below, and a composer that injects into the selected connection:
-//! `> INPUT` to the upstream, `< INPUT` to the client (the `wsp connect` composer's syntax).
-//! Keys: ↑/↓ pick a connection, PgUp/PgDn a frame (End: follow the newest), Enter sends, Esc
-//! or Ctrl-C quits. Bounded: the newest 500 connections, 2,000 frames each.
+//! The proxy's terminal UI (stdout a terminal, no `--print`), drawn from a `view::View`: the
+//! connections on the left (number, client address, path, frames each way, state; `⏸` when
+//! every message of it is held), the selected one's frames on the right as `wsp connect` lists
+//! them (→ to the upstream, ← to the client; held, injected and edited ones noted), the
+//! selected frame decoded below as `wsp connect`'s detail pane shows it, and the composer.
+//! Every command goes through `control`, as a stdin line would.
 
-use std::collections::VecDeque;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossterm::event::{self, Event as TermEvent, KeyCode, KeyEventKind, KeyModifiers};
-use ratatui::layout::{Constraint, Direction as Axis, Layout};
-use ratatui::style::{Modifier, Style};
+use crossterm::event::{self, Event as TermEvent, KeyEventKind};
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::text::Line;
-use ratatui::widgets::{Block, Borders, List, ListItem, ListState, Paragraph, Wrap};
-use serde_json::Value;
+use ratatui::widgets::{Block, List, ListItem, ListState, Paragraph, Table, TableState, Wrap};
+use ratatui::Frame;
 
-use super::log::Event;
+use super::control;
+use super::log::{Event, Mark};
 use super::shared::Shared;
+use super::view::{Action, Focus, Shown, View};
+use crate::connect::render;
 use crate::connect::tui::TerminalGuard;
 
-const MAX_CONNS: usize = 500;
-const MAX_FRAMES: usize = 2000;
+const HELP: &str = "Tab focus · conns: i intercept, x close · frames: a forward, e edit, d drop, A forward all, f follow · Ctrl-F filter · Esc/Ctrl-C quit";
 
-struct Conn {
-    id: u64,
-    peer: String,
-    path: String,
-    closed: Option<String>,
-    up: u64,
-    down: u64,
-    frames: VecDeque<Value>,
-}
-
-#[derive(Default)]
-struct View {
-    conns: VecDeque<Conn>,
-    selected: usize,
-    /// Selected frame counted from the newest (0: follow).
-    frame_back: usize,
-    input: String,
-    notice: String,
-}
-
-impl View {
-    fn apply(&mut self, e: Event) {
-        match e {
-            Event::Line(v) => {
-                let Some(id) = v["conn"].as_u64() else { return };
-                match v["event"].as_str() {
-                    Some("open") | Some("refused") if !self.conns.iter().any(|c| c.id == id) => {
-                        if self.conns.len() == MAX_CONNS {
-                            self.conns.pop_front();
-                            self.selected = self.selected.saturating_sub(1);
-                        }
-                        self.conns.push_back(Conn {
-                            id,
-                            peer: v["peer"].as_str().unwrap_or("").into(),
-                            path: v["path"].as_str().unwrap_or("").into(),
-                            closed: (v["event"] == "refused")
-                                .then(|| format!("refused {}", v["status"])),
-                            up: 0,
-                            down: 0,
-                            frames: VecDeque::new(),
-                        });
-                    }
-                    Some("closed") => {
-                        if let Some(c) = self.conns.iter_mut().find(|c| c.id == id) {
-                            c.closed = Some(match v["code"].as_u64() {
-                                Some(code) => {
-                                    format!("closed {code} by {}", v["by"].as_str().unwrap_or("?"))
-                                }
-                                None => format!("ended: {}", v["error"].as_str().unwrap_or("")),
-                            });
-                        }
-                    }
-                    None => {
-                        if let Some(c) = self.conns.iter_mut().find(|c| c.id == id) {
-                            if v["direction"] == "to_upstream" {
-                                c.up += 1;
-                            } else {
-                                c.down += 1;
-                            }
-                            if c.frames.len() == MAX_FRAMES {
-                                c.frames.pop_front();
-                            }
-                            c.frames.push_back(v);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
-    }
-
-    fn current(&self) -> Option<&Conn> {
-        self.conns.get(self.selected)
-    }
-}
-
-fn frame_line(v: &Value) -> String {
-    let arrow = if v["direction"] == "to_upstream" {
-        "→"
-    } else {
-        "←"
-    };
-    let injected = if v["injected"] == true {
-        " (injected)"
-    } else {
-        ""
-    };
-    let what = v["cmd"]
-        .as_str()
-        .map(str::to_string)
-        .or_else(|| v["close"]["code"].as_u64().map(|c| format!("close {c}")))
-        .unwrap_or_else(|| v["type"].as_str().unwrap_or("").to_string());
-    let text = v["text"]
-        .as_str()
-        .map(|t| t.chars().take(60).collect::<String>())
-        .unwrap_or_default();
-    format!(
-        "{arrow} {:<8} {:<18} {:>6} B{injected}  {text}",
-        v["type"].as_str().unwrap_or(""),
-        what,
-        v["size"].as_u64().unwrap_or(0)
-    )
-}
-
-/// Runs the UI until Esc or Ctrl-C.
+/// Runs the UI until Esc (from the composer) or Ctrl-C.
 pub fn run(shared: Arc<Shared>, events: Receiver<Event>) -> anyhow::Result<()> {
     let mut guard = TerminalGuard::new()?;
     let mut view = View::default();
@@ -138,95 +34,7 @@ pub fn run(shared: Arc<Shared>, events: Receiver<Event>) -> anyhow::Result<()> {
         while let Ok(e) = events.try_recv() {
             view.apply(e);
         }
-        guard.terminal.draw(|f| {
-            let rows = Layout::default()
-                .direction(Axis::Vertical)
-                .constraints([
-                    Constraint::Min(5),
-                    Constraint::Length(8),
-                    Constraint::Length(3),
-                ])
-                .split(f.area());
-            let cols = Layout::default()
-                .direction(Axis::Horizontal)
-                .constraints([Constraint::Percentage(35), Constraint::Percentage(65)])
-                .split(rows[0]);
-            let items: Vec<ListItem> = view
-                .conns
-                .iter()
-                .map(|c| {
-                    ListItem::new(format!(
-                        "#{} {} {}  →{} ←{}  {}",
-                        c.id,
-                        c.peer,
-                        c.path,
-                        c.up,
-                        c.down,
-                        c.closed.as_deref().unwrap_or("open")
-                    ))
-                })
-                .collect();
-            let mut state = ListState::default().with_selected(Some(view.selected));
-            f.render_stateful_widget(
-                List::new(items)
-                    .block(
-                        Block::default()
-                            .borders(Borders::ALL)
-                            .title(" connections (↑↓) "),
-                    )
-                    .highlight_style(Style::default().add_modifier(Modifier::REVERSED)),
-                cols[0],
-                &mut state,
-            );
-            let frames: Vec<&Value> = view
-                .current()
-                .map(|c| c.frames.iter().collect())
-                .unwrap_or_default();
-            let pick = frames.len().checked_sub(1 + view.frame_back);
-            let items: Vec<ListItem> = frames
-                .iter()
-                .map(|v| ListItem::new(frame_line(v)))
-                .collect();
-            let mut fstate = ListState::default().with_selected(pick);
-            let title = if view.frame_back == 0 {
-                " frames (following; PgUp/PgDn) "
-            } else {
-                " frames (paused; End follows) "
-            };
-            f.render_stateful_widget(
-                List::new(items)
-                    .block(Block::default().borders(Borders::ALL).title(title))
-                    .highlight_style(Style::default().add_modifier(Modifier::REVERSED)),
-                cols[1],
-                &mut fstate,
-            );
-            let detail = pick
-                .and_then(|i| frames.get(i))
-                .map(|v| {
-                    let mut v = (*v).clone();
-                    if let Some(o) = v.as_object_mut() {
-                        o.remove("base64");
-                    }
-                    v.to_string()
-                })
-                .unwrap_or_default();
-            f.render_widget(
-                Paragraph::new(detail)
-                    .wrap(Wrap { trim: false })
-                    .block(Block::default().borders(Borders::ALL).title(" frame ")),
-                rows[1],
-            );
-            let prompt = if view.notice.is_empty() {
-                " inject: > INPUT to upstream, < INPUT to client (Enter; Esc quits) ".to_string()
-            } else {
-                format!(" {} ", view.notice)
-            };
-            f.render_widget(
-                Paragraph::new(Line::from(view.input.as_str()))
-                    .block(Block::default().borders(Borders::ALL).title(prompt)),
-                rows[2],
-            );
-        })?;
+        guard.terminal.draw(|f| draw(f, &view, &shared))?;
         if !event::poll(Duration::from_millis(100))? {
             continue;
         }
@@ -236,41 +44,193 @@ pub fn run(shared: Arc<Shared>, events: Receiver<Event>) -> anyhow::Result<()> {
         if k.kind != KeyEventKind::Press {
             continue;
         }
-        let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
-        match k.code {
-            KeyCode::Esc => return Ok(()),
-            KeyCode::Char('c') if ctrl => return Ok(()),
-            KeyCode::Up => {
-                view.selected = view.selected.saturating_sub(1);
-                view.frame_back = 0;
-            }
-            KeyCode::Down => {
-                view.selected = (view.selected + 1).min(view.conns.len().saturating_sub(1));
-                view.frame_back = 0;
-            }
-            KeyCode::PageUp => view.frame_back += 1,
-            KeyCode::PageDown => view.frame_back = view.frame_back.saturating_sub(1),
-            KeyCode::End => view.frame_back = 0,
-            KeyCode::Backspace => {
-                view.input.pop();
-            }
-            KeyCode::Enter => {
-                let input = std::mem::take(&mut view.input);
-                view.notice.clear();
-                match view.current() {
-                    None => view.notice = "no connection selected".into(),
-                    Some(c) => {
-                        if let Err(e) = shared
-                            .inject
-                            .line(&format!("{}{}", c.id, input.trim()), &mut next_id)
-                        {
-                            view.notice = e;
-                        }
-                    }
+        let line = match view.on_key(k) {
+            Action::None => continue,
+            Action::Quit => return Ok(()),
+            Action::Run(line) => line,
+            Action::ToggleIntercept(id) => format!(
+                "{id} /intercept {}",
+                if shared.intercept.conn_on(id) {
+                    "off"
+                } else {
+                    "on"
                 }
-            }
-            KeyCode::Char(ch) => view.input.push(ch),
-            _ => {}
-        }
+            ),
+        };
+        view.notice = match control::execute(&line, &shared.conns, &shared.intercept, &mut next_id)
+        {
+            Ok(done) => done,
+            Err(e) => format!("⚠ {e}"),
+        };
     }
+}
+
+fn focused(block: Block<'_>, on: bool) -> Block<'_> {
+    if on {
+        block.border_style(Style::default().fg(Color::Green))
+    } else {
+        block
+    }
+}
+
+fn draw(f: &mut Frame, view: &View, shared: &Shared) {
+    let [body, detail, composer, help] = Layout::vertical([
+        Constraint::Min(6),
+        Constraint::Percentage(35),
+        Constraint::Length(3),
+        Constraint::Length(1),
+    ])
+    .areas(f.area());
+    let [conns, frames] =
+        Layout::horizontal([Constraint::Percentage(32), Constraint::Percentage(68)]).areas(body);
+    draw_conns(f, conns, view, shared);
+    draw_frames(f, frames, view);
+    draw_detail(f, detail, view, shared);
+    let title = if view.notice.is_empty() {
+        " > INPUT to the upstream · < INPUT to the client · /close CODE REASON · /intercept EXPR "
+            .to_string()
+    } else {
+        format!(" {} ", view.notice)
+    };
+    let on = view.focus == Focus::Input;
+    f.render_widget(
+        Paragraph::new(format!("{}{}", view.input, if on { "▏" } else { "" }))
+            .block(focused(Block::bordered().title(title), on)),
+        composer,
+    );
+    f.render_widget(Paragraph::new(HELP).fg(Color::DarkGray), help);
+}
+
+fn draw_conns(f: &mut Frame, area: Rect, view: &View, shared: &Shared) {
+    let items: Vec<ListItem> = view
+        .conns
+        .iter()
+        .map(|c| {
+            let hold = if shared.intercept.conn_on(c.id) {
+                "⏸ "
+            } else {
+                ""
+            };
+            ListItem::new(format!(
+                "{hold}#{} {} {}  →{} ←{}  {}",
+                c.id,
+                c.peer,
+                c.path,
+                c.up,
+                c.down,
+                c.closed.as_deref().unwrap_or("open")
+            ))
+        })
+        .collect();
+    let title = match shared.intercept.expr() {
+        Some(e) => format!(" connections · holding {e:?} · {} held ", view.held.len()),
+        None if !view.held.is_empty() => format!(" connections · {} held ", view.held.len()),
+        None => " connections ".to_string(),
+    };
+    let mut state = ListState::default().with_selected(Some(view.selected));
+    f.render_stateful_widget(
+        List::new(items)
+            .block(focused(
+                Block::bordered().title(title),
+                view.focus == Focus::Conns,
+            ))
+            .highlight_style(Style::default().add_modifier(Modifier::REVERSED)),
+        area,
+        &mut state,
+    );
+}
+
+/// What the proxy did with a frame, for its status column.
+fn note(s: &Shown) -> Option<(String, Color)> {
+    match (s.mark, &s.released) {
+        (Mark::Relayed, _) => None,
+        (Mark::Injected, _) => Some(("injected".into(), Color::Magenta)),
+        (Mark::Replaces(k), _) => Some((format!("edit of #{k}"), Color::Magenta)),
+        (Mark::Held(k), None) => Some((format!("⏸ HELD #{k}"), Color::LightRed)),
+        (Mark::Held(k), Some(how)) => Some((format!("#{k} {how}"), Color::DarkGray)),
+    }
+}
+
+fn draw_frames(f: &mut Frame, area: Rect, view: &View) {
+    let vis = view.visible();
+    let Some(c) = view.current() else {
+        f.render_widget(
+            Paragraph::new("no connection yet: point a client at the proxy")
+                .block(Block::bordered().title(" frames ")),
+            area,
+        );
+        return;
+    };
+    let selected = view
+        .selected_frame()
+        .and_then(|s| vis.iter().position(|&i| i == s));
+    let rows: Vec<_> = vis
+        .iter()
+        .map(|&i| {
+            let s = &c.frames[i];
+            render::row_noted(&s.record, None, note(s))
+        })
+        .collect();
+    let filter = if view.filter.is_empty() && view.focus != Focus::Filter {
+        String::new()
+    } else {
+        format!(
+            " · filter: {}{}",
+            view.filter,
+            if view.focus == Focus::Filter {
+                "▏"
+            } else {
+                ""
+            }
+        )
+    };
+    let title = format!(
+        " #{} frames {}/{}{filter} · {} ",
+        c.id,
+        vis.len(),
+        c.frames.len(),
+        if view.follow {
+            "following"
+        } else {
+            "paused (f follows)"
+        }
+    );
+    let table = Table::new(rows, render::WIDTHS)
+        .header(render::header())
+        .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED))
+        .block(focused(
+            Block::bordered().title(title),
+            matches!(view.focus, Focus::Frames | Focus::Filter),
+        ));
+    let mut state = TableState::default().with_selected(selected);
+    f.render_stateful_widget(table, area, &mut state);
+}
+
+fn draw_detail(f: &mut Frame, area: Rect, view: &View, shared: &Shared) {
+    let shown = view
+        .selected_frame()
+        .and_then(|i| view.current().and_then(|c| c.frames.get(i)));
+    let lines = match shown {
+        None => vec![Line::from("no frame selected").fg(Color::DarkGray)],
+        Some(s) => {
+            let mut lines = Vec::new();
+            if let Some(k) = s.held() {
+                lines.push(
+                    Line::from(format!(
+                        "held as #{k}: a forwards it, e edits it, d drops it (this side waits meanwhile)"
+                    ))
+                    .fg(Color::LightRed)
+                    .bold(),
+                );
+            }
+            lines.extend(render::detail(&s.record, None, shared.log.decoder()));
+            lines
+        }
+    };
+    f.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(Block::bordered().title(" frame ")),
+        area,
+    );
 }

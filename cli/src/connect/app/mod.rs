@@ -4,15 +4,14 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-mod filter;
 mod keys;
 mod pool;
 
 use super::compose::{self, Composed};
 use super::decode::Decoder;
+pub use super::filter::Filter;
 use super::model::{Dir, FrameRecord};
 use super::session::Event;
-pub use filter::Filter;
 pub use pool::{reply_data, PoolView};
 
 /// Frames kept; older ones are dropped (the `--record` file keeps everything).

@@ -1,9 +1,12 @@
 //! The frame filter: `cmd:X ch:X dir:in|out status:N type:text|binary|…` and free words.
+//! `wsp proxy` uses it too (its `--intercept` and its frame list), where `dir:out` is what the
+//! client sent (also `dir:up`, `dir:to_upstream`) and `dir:in` what the upstream sent (also
+//! `dir:down`, `dir:to_client`).
 
 use crate::connect::model::{Dir, FrameRecord};
 
 /// A parsed filter line.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Filter {
     cmd: Option<String>,
     channel: Option<String>,
@@ -21,8 +24,8 @@ impl Filter {
             match w.split_once(':') {
                 Some(("cmd", v)) => f.cmd = Some(v.to_string()),
                 Some(("ch", v)) | Some(("channel", v)) => f.channel = Some(v.to_string()),
-                Some(("dir", "in")) => f.dir = Some(Dir::In),
-                Some(("dir", "out")) => f.dir = Some(Dir::Out),
+                Some(("dir", "in" | "down" | "to_client")) => f.dir = Some(Dir::In),
+                Some(("dir", "out" | "up" | "to_upstream")) => f.dir = Some(Dir::Out),
                 Some(("status", v)) if v.parse::<i64>().is_ok() => f.status = v.parse().ok(),
                 Some(("type", v)) => f.kind = Some(v.to_string()),
                 _ => f.words.push(w.to_lowercase()),
@@ -93,6 +96,7 @@ mod tests {
         assert!(pass("", &join) && pass("", &out));
         assert!(pass("cmd:join", &join) && !pass("cmd:join", &out));
         assert!(pass("dir:out", &out) && !pass("dir:out", &join));
+        assert!(pass("dir:to_upstream", &out) && pass("dir:down", &join));
         assert!(pass("status:429", &refused) && !pass("status:429", &join));
         assert!(pass("type:text", &join) && !pass("type:binary", &join));
         assert!(pass("NEWS", &join), "free words ignore case");
