@@ -1,5 +1,5 @@
 //! The proxy's terminal UI (stdout a terminal, no `--print`), drawn from a `view::View`: the
-//! connections on the left (number, client address, path, frames each way, state; `⏸` when
+//! connections on the left (number, state, frames each way, client address, path; `⏸` when
 //! every message of it is held), the selected one's frames on the right as `wsp connect` lists
 //! them (→ to the upstream, ← to the client; held, injected and edited ones noted), the
 //! selected frame decoded below as `wsp connect`'s detail pane shows it, and the composer.
@@ -94,8 +94,13 @@ fn draw(f: &mut Frame, view: &View, shared: &Shared) {
     };
     let on = view.focus == Focus::Input;
     f.render_widget(
-        Paragraph::new(format!("{}{}", view.input, if on { "▏" } else { "" }))
-            .block(focused(Block::bordered().title(title), on)),
+        Paragraph::new(if on {
+            let (a, b) = view.input.split_at(view.cursor);
+            format!("{a}▏{b}")
+        } else {
+            view.input.clone()
+        })
+        .block(focused(Block::bordered().title(title), on)),
         composer,
     );
     f.render_widget(Paragraph::new(HELP).fg(Color::DarkGray), help);
@@ -112,13 +117,13 @@ fn draw_conns(f: &mut Frame, area: Rect, view: &View, shared: &Shared) {
                 ""
             };
             ListItem::new(format!(
-                "{hold}#{} {} {}  →{} ←{}  {}",
+                "{hold}#{} {}  →{} ←{}  {} {}",
                 c.id,
-                c.peer,
-                c.path,
+                c.closed.as_deref().unwrap_or("open"),
                 c.up,
                 c.down,
-                c.closed.as_deref().unwrap_or("open")
+                c.peer,
+                c.path,
             ))
         })
         .collect();

@@ -8,7 +8,8 @@
 //! the connection (again: stops), `x` closes it (the composer asks for the code). Frames: ↑↓
 //! PgUp PgDn g G pick, `f` follows; on a held message `a` forwards it, `e` edits it (the
 //! composer gets `/edit K` and the message), `d` drops it; `A` forwards every held message.
-//! In the composer ↑↓ still pick a connection and PgUp/PgDn a frame.
+//! In the composer ←→ Home End move the cursor, ↑↓ still pick a connection and PgUp/PgDn a
+//! frame.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -107,6 +108,8 @@ pub struct View {
     pub filter: String,
     /// The composer's text.
     pub input: String,
+    /// The composer's cursor: a byte index into `input`, on a character boundary.
+    pub cursor: usize,
     /// The last command's outcome.
     pub notice: String,
     /// Messages held now: hold number → connection.
@@ -123,6 +126,7 @@ impl Default for View {
             frame: None,
             filter: String::new(),
             input: String::new(),
+            cursor: 0,
             notice: String::new(),
             held: BTreeMap::new(),
         }
@@ -319,17 +323,39 @@ impl View {
         match code {
             KeyCode::Enter => {
                 let line = std::mem::take(&mut self.input);
+                self.cursor = 0;
                 return self.submit(line.trim());
             }
             KeyCode::Backspace => {
-                self.input.pop();
+                if let Some(c) = self.input[..self.cursor].chars().next_back() {
+                    self.cursor -= c.len_utf8();
+                    self.input.remove(self.cursor);
+                }
             }
+            KeyCode::Delete if self.cursor < self.input.len() => {
+                self.input.remove(self.cursor);
+            }
+            KeyCode::Left => {
+                if let Some(c) = self.input[..self.cursor].chars().next_back() {
+                    self.cursor -= c.len_utf8();
+                }
+            }
+            KeyCode::Right => {
+                if let Some(c) = self.input[self.cursor..].chars().next() {
+                    self.cursor += c.len_utf8();
+                }
+            }
+            KeyCode::Home => self.cursor = 0,
+            KeyCode::End => self.cursor = self.input.len(),
             KeyCode::Up => self.pick_conn(self.selected.saturating_sub(1)),
             KeyCode::Down => self.pick_conn(self.selected + 1),
-            KeyCode::PageUp | KeyCode::PageDown | KeyCode::End => {
+            KeyCode::PageUp | KeyCode::PageDown => {
                 return self.frame_key(code);
             }
-            KeyCode::Char(c) => self.input.push(c),
+            KeyCode::Char(c) => {
+                self.input.insert(self.cursor, c);
+                self.cursor += c.len_utf8();
+            }
             _ => {}
         }
         Action::None
@@ -357,6 +383,13 @@ impl View {
         }
     }
 
+    /// Puts `text` in the composer, the cursor at its end, and gives it the keyboard.
+    fn set_input(&mut self, text: String) {
+        self.cursor = text.len();
+        self.input = text;
+        self.focus = Focus::Input;
+    }
+
     fn conn_key(&mut self, code: KeyCode) -> Action {
         match code {
             KeyCode::Up | KeyCode::Char('k') => self.pick_conn(self.selected.saturating_sub(1)),
@@ -367,9 +400,9 @@ impl View {
                 }
             }
             KeyCode::Char('x') if self.current().is_some() => {
-                self.input = "/close 1000 ".into();
-                self.focus = Focus::Input;
-                self.notice = "close the connection: /close CODE REASON, Enter".into();
+                self.set_input("/close ".into());
+                self.notice =
+                    "close it both ways: /close CODE REASON (1000 without a code), Enter".into();
             }
             _ => {}
         }
@@ -410,8 +443,7 @@ impl View {
             KeyCode::Char('e') => {
                 let shown = self.current().and_then(|c| c.frames.get(vis[pos]));
                 if let (Some(k), Some(input)) = (held, shown.and_then(|s| editable(&s.record))) {
-                    self.input = format!("/edit {k} {input}");
-                    self.focus = Focus::Input;
+                    self.set_input(format!("/edit {k} {input}"));
                     self.notice = format!("edit #{k}, Enter relays it instead");
                 }
                 return Action::None;
@@ -466,7 +498,7 @@ mod tests {
         let mut v = view_with_two_connections();
         v.on_key(key(KeyCode::Down));
         let type_line = |v: &mut View, s: &str| {
-            v.input = s.into();
+            v.set_input(s.into());
             v.on_key(key(KeyCode::Enter))
         };
         assert_eq!(
@@ -544,6 +576,27 @@ mod tests {
         assert_eq!(v.selected_frame(), Some(0));
         v.on_key(key(KeyCode::Char('G')));
         assert!(v.follow);
+    }
+
+    #[test]
+    fn the_composer_edits_in_the_middle() {
+        let mut v = View::default();
+        v.set_input("/text héllo".into());
+        for code in [
+            KeyCode::Left,
+            KeyCode::Left,
+            KeyCode::Left,
+            KeyCode::Backspace,
+        ] {
+            v.on_key(key(code));
+        }
+        v.on_key(key(KeyCode::Char('e')));
+        v.on_key(key(KeyCode::Home));
+        v.on_key(key(KeyCode::Delete));
+        assert_eq!(v.input, "text hello");
+        v.on_key(key(KeyCode::End));
+        v.on_key(key(KeyCode::Char('!')));
+        assert_eq!(v.input, "text hello!");
     }
 
     #[test]
