@@ -589,3 +589,63 @@ async fn a_connection_is_closed_both_ways_with_a_code_and_held_whole_on_demand()
     }
     panic!("carol still in the pool after the proxy closed her connection");
 }
+
+#[tokio::test]
+async fn wsp_connect_replays_one_connections_client_side_of_a_proxy_recording() {
+    let s = Serve::start(&[]);
+    let dir = tempfile_dir("proxy-replay");
+    let rec = dir.join("proxy.jsonl");
+    let p = Proxy::start(&s, &["--record", rec.to_str().unwrap()]);
+    let mut alice = Client::proto(&p.ws("id=alice")).await;
+    let mut bob = Client::proto(&p.ws("id=bob")).await;
+    alice.send_proto(&chat("one")).await;
+    bob.send_proto(&chat("not alice's")).await;
+    alice.send_proto(&chat("two")).await;
+    let sent = p
+        .wait_for(|v| v["direction"] == "to_upstream" && v["sendmsg"]["msg"] == "two")
+        .await;
+    let conn = sent[0]["conn"].as_u64().unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await; // the record file is flushed when idle
+
+    let mut carol = Client::proto(&format!("{}?id=carol&channel=room", s.url)).await;
+    let mut replay = Command::new(bin("wsp"))
+        .args([
+            "connect",
+            &format!("{}?id=replayer", s.url),
+            "--print",
+            "--replay",
+        ])
+        .arg(&rec)
+        .args(["--replay-conn", &conn.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let got = [next_chat(&mut carol).await, next_chat(&mut carol).await];
+    let _ = replay.kill();
+    let _ = replay.wait();
+    assert_eq!(
+        got.iter()
+            .map(|m| (m.msg.as_str(), m.from_client_id.as_str()))
+            .collect::<Vec<_>>(),
+        [("one", "replayer"), ("two", "replayer")]
+    );
+    // Without --replay-conn, a recording of several connections is refused, naming them.
+    let out = Command::new(bin("wsp"))
+        .args(["connect", &s.url, "--print", "--replay"])
+        .arg(&rec)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("--replay-conn"),
+        "{err}"
+    );
+}
+
+fn tempfile_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("wsp-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}

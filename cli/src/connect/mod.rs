@@ -73,6 +73,9 @@ pub struct ConnectArgs {
     /// Send a recorded (`--record`) or scripted session (one composer line per line).
     #[arg(long)]
     replay: Option<PathBuf>,
+    /// With a `wsp proxy --record` file: replay what the client of proxy connection N sent.
+    #[arg(long, value_name = "N", requires = "replay")]
+    replay_conn: Option<u64>,
     /// Pipe mode even on a terminal: frames as JSON lines on stdout, stdin lines sent.
     #[arg(long)]
     print: bool,
@@ -127,7 +130,11 @@ pub fn main(args: ConnectArgs) -> anyhow::Result<ExitCode> {
         .as_deref()
         .map(|p| session::Recorder::create(p, decoder.clone()))
         .transpose()?;
-    let script = args.replay.as_deref().map(replay::load).transpose()?;
+    let script = args
+        .replay
+        .as_deref()
+        .map(|p| replay::load(p, args.replay_conn))
+        .transpose()?;
     let tls = args.tls.client_config()?;
     let interactive =
         !args.print && std::io::stdout().is_terminal() && std::io::stdin().is_terminal();

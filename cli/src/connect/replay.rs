@@ -1,6 +1,11 @@
 //! `--replay FILE`: sends a recorded session (`--record` JSON lines; only outgoing frames are
 //! sent, with their original spacing, at most 2 s apart) or a script (one composer line per
 //! line: a SendMsg JSON object or a /command; `# comments` and blank lines skipped).
+//!
+//! A `wsp proxy --record` file holds every connection's frames (each line has `conn`) and the
+//! proxy's events: `--replay-conn N` replays what the client of connection N sent (`dir: out`;
+//! frames the proxy injected are not the client's and are skipped, event lines too). A file
+//! with several connections and no `--replay-conn` is refused, naming them.
 
 use std::time::Duration;
 
@@ -20,13 +25,15 @@ pub struct Step {
     pub frame: Outgoing,
 }
 
-/// Reads and parses a replay file; errors name the line.
-pub fn load(path: &std::path::Path) -> anyhow::Result<Vec<Step>> {
+/// Reads and parses a replay file (only proxy connection `conn`'s lines, when given); errors
+/// name the line.
+pub fn load(path: &std::path::Path, conn: Option<u64>) -> anyhow::Result<Vec<Step>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut steps = Vec::new();
     let mut last_ts: Option<u64> = None;
     let mut next_id = 0;
+    let mut conns = std::collections::BTreeSet::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -34,7 +41,20 @@ pub fn load(path: &std::path::Path) -> anyhow::Result<Vec<Step>> {
         }
         let at = || format!("{}:{}", path.display(), n + 1);
         if let Ok(v) = serde_json::from_str::<Value>(line) {
+            let line_conn = v.get("conn").and_then(Value::as_u64);
+            if let Some(c) = line_conn {
+                conns.insert(c);
+            }
+            if v.get("event").is_some() && line_conn.is_some() {
+                continue; // a proxy's connection event
+            }
+            if conn.is_some() && line_conn != conn {
+                continue;
+            }
             if let Some(dir) = v.get("dir").and_then(Value::as_str) {
+                if v["injected"] == true {
+                    continue; // the proxy sent it, not the client
+                }
                 let ts = v["ts_ms"].as_u64().unwrap_or(0);
                 if dir != "out" {
                     continue;
@@ -67,6 +87,18 @@ pub fn load(path: &std::path::Path) -> anyhow::Result<Vec<Step>> {
             frame: c.frame,
         });
     }
+    if conn.is_none() && conns.len() > 1 {
+        let list: Vec<String> = conns.iter().map(u64::to_string).collect();
+        anyhow::bail!(
+            "{} holds the frames of {} proxy connections ({}): pick one with --replay-conn N",
+            path.display(),
+            conns.len(),
+            list.join(", ")
+        );
+    }
+    if let Some(c) = conn.filter(|c| !conns.contains(c)) {
+        anyhow::bail!("{} has no frame of proxy connection {c}", path.display());
+    }
     Ok(steps)
 }
 
@@ -98,7 +130,7 @@ mod tests {
              {\"dir\":\"out\",\"type\":\"binary\",\"base64\":\"AAE=\",\"ts_ms\":1500}\n",
         )
         .unwrap();
-        let steps = load(&p).unwrap();
+        let steps = load(&p, None).unwrap();
         assert_eq!(steps.len(), 3);
         assert_eq!(steps[1].frame, Outgoing::Text("hello".into()));
         assert_eq!(
@@ -109,6 +141,30 @@ mod tests {
             }
         );
         std::fs::write(&p, "/nope\n").unwrap();
-        assert!(load(&p).unwrap_err().to_string().contains(":1"));
+        assert!(load(&p, None).unwrap_err().to_string().contains(":1"));
+    }
+
+    #[test]
+    fn a_proxy_recording_replays_one_connections_client_side() {
+        let dir = std::env::temp_dir().join(format!("wsp-replay-proxy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("proxy.jsonl");
+        std::fs::write(
+            &p,
+            "{\"event\":\"open\",\"conn\":1,\"path\":\"/ws\",\"ts_ms\":1}\n\
+             {\"conn\":1,\"dir\":\"out\",\"type\":\"text\",\"text\":\"one\",\"ts_ms\":10}\n\
+             {\"conn\":2,\"dir\":\"out\",\"type\":\"text\",\"text\":\"two\",\"ts_ms\":20}\n\
+             {\"conn\":1,\"dir\":\"out\",\"type\":\"text\",\"text\":\"injected\",\"injected\":true,\"ts_ms\":30}\n\
+             {\"conn\":1,\"dir\":\"in\",\"type\":\"text\",\"text\":\"reply\",\"ts_ms\":40}\n",
+        )
+        .unwrap();
+        let steps = load(&p, Some(1)).unwrap();
+        assert_eq!(
+            steps.iter().map(|s| s.frame.clone()).collect::<Vec<_>>(),
+            vec![Outgoing::Text("one".into())]
+        );
+        let e = load(&p, None).unwrap_err().to_string();
+        assert!(e.contains("(1, 2)") && e.contains("--replay-conn"), "{e}");
+        assert!(load(&p, Some(9)).is_err());
     }
 }

@@ -3,7 +3,7 @@
 //! `type`, sizes and everything decoded) plus `conn` (the proxy's connection number) and
 //! `direction` (`to_upstream`: the client sent it; `to_client`: the upstream did). `dir` is
 //! the client's view (`out` = to_upstream), so `wsp connect --replay` can replay the client
-//! side of one connection from a recording (`jq 'select(.conn == 3)'`).
+//! side of one connection from a recording (`--replay FILE --replay-conn 3`).
 
 use std::io::Write as _;
 
