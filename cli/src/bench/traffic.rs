@@ -26,68 +26,20 @@ pub(super) async fn run(
     slot: Slot,
     ws: Ws,
 ) {
-    let (mut sink, mut stream) = ws.split();
     let sender = match plan.scenario {
         Scenario::Echo => true,
         _ => slot.publisher.is_some(),
     };
     let receiver = slot.publisher.is_none();
-
-    let reader = {
-        let stats = stats.clone();
-        let codec = codec.clone();
-        let plan = plan.clone();
-        async move {
-            let mut tracks: HashMap<u32, SeqTrack> = HashMap::new();
-            while let Some(msg) = stream.next().await {
-                let msg = match msg {
-                    Ok(m) => m,
-                    Err(e) => {
-                        let mut s = stats.borrow_mut();
-                        s.counts.dropped += 1;
-                        s.error(format!("connection lost: {e}"));
-                        return;
-                    }
-                };
-                let wire = (msg.wire_len, msg.compressed);
-                let msg = msg.message;
-                if let Message::Close(frame) = &msg {
-                    let mut s = stats.borrow_mut();
-                    s.counts.dropped += 1;
-                    let why = frame
-                        .as_ref()
-                        .map(|f| format!("{} {}", u16::from(f.code), f.reason))
-                        .unwrap_or_default();
-                    s.error(format!("server closed a connection: {why}"));
-                    return;
-                }
-                let now = now_ns();
-                match codec.recognize(&msg) {
-                    Incoming::Message(h) if receiver || plan.scenario == Scenario::Echo => {
-                        let track = tracks.entry(h.publisher).or_default();
-                        stats.borrow_mut().delivery(track, h, now, wire);
-                    }
-                    Incoming::Ack(h) if sender => {
-                        let mut s = stats.borrow_mut();
-                        s.counts.acks += 1;
-                        if plan.scenario == Scenario::Echo && plan.protocol == Protocol::Shootout {
-                            // The shootout echo comes back as-is: it is the delivery.
-                            s.delivery(tracks.entry(h.publisher).or_default(), h, now, wire);
-                        } else if h.measured {
-                            stats::record(&mut s.rtt, now.saturating_sub(h.intended_ns) / 1000);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            stats.borrow_mut().counts.dropped += 1;
-        }
-    };
+    if !sender {
+        // A subscriber only reads: the socket is not split (no lock between two halves on
+        // every read; pings are still answered by the read side).
+        return read(ws, &plan, &codec, &stats, receiver, sender).await;
+    }
+    let (mut sink, stream) = ws.split();
+    let reader = read(stream, &plan, &codec, &stats, receiver, sender);
 
     let writer = async {
-        if !sender {
-            return std::future::pending::<()>().await;
-        }
         let start_ns = loop {
             if let Phase::Go(ns) = *phase.borrow_and_update() {
                 break ns;
@@ -174,4 +126,61 @@ pub(super) async fn run(
         _ = reader => {}
         _ = writer => {}
     }
+}
+
+/// Accounts every message `stream` brings until it ends or fails.
+async fn read<S>(
+    mut stream: S,
+    plan: &Plan,
+    codec: &Codec,
+    stats: &Shared,
+    receiver: bool,
+    sender: bool,
+) where
+    S: futures_util::Stream<Item = Result<wsp_server::ws::Incoming, wsp_server::ws::WsError>>
+        + Unpin,
+{
+    let mut tracks: HashMap<u32, SeqTrack> = HashMap::new();
+    while let Some(msg) = stream.next().await {
+        let msg = match msg {
+            Ok(m) => m,
+            Err(e) => {
+                let mut s = stats.borrow_mut();
+                s.counts.dropped += 1;
+                s.error(format!("connection lost: {e}"));
+                return;
+            }
+        };
+        let wire = (msg.wire_len, msg.compressed);
+        let msg = msg.message;
+        if let Message::Close(frame) = &msg {
+            let mut s = stats.borrow_mut();
+            s.counts.dropped += 1;
+            let why = frame
+                .as_ref()
+                .map(|f| format!("{} {}", u16::from(f.code), f.reason))
+                .unwrap_or_default();
+            s.error(format!("server closed a connection: {why}"));
+            return;
+        }
+        let now = now_ns();
+        match codec.recognize(&msg) {
+            Incoming::Message(h) if receiver || plan.scenario == Scenario::Echo => {
+                let track = tracks.entry(h.publisher).or_default();
+                stats.borrow_mut().delivery(track, h, now, wire);
+            }
+            Incoming::Ack(h) if sender => {
+                let mut s = stats.borrow_mut();
+                s.counts.acks += 1;
+                if plan.scenario == Scenario::Echo && plan.protocol == Protocol::Shootout {
+                    // The shootout echo comes back as-is: it is the delivery.
+                    s.delivery(tracks.entry(h.publisher).or_default(), h, now, wire);
+                } else if h.measured {
+                    stats::record(&mut s.rtt, now.saturating_sub(h.intended_ns) / 1000);
+                }
+            }
+            _ => {}
+        }
+    }
+    stats.borrow_mut().counts.dropped += 1;
 }
