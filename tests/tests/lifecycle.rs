@@ -194,3 +194,44 @@ async fn welcome_message_follows_the_welcome_frame() {
         json!({"code": 2000, "msg": "connected"})
     );
 }
+
+#[tokio::test]
+async fn a_frame_sent_with_the_upgrade_request_in_one_write_is_read() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    // The server takes the TCP stream back from hyper after the upgrade: whatever hyper read
+    // past the request head must reach the WebSocket reader.
+    let s = Serve::start(&["--echo"]);
+    let mut tcp = tokio::net::TcpStream::connect(&s.addr).await.unwrap();
+    let mut out = format!(
+        "GET /ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        s.addr
+    )
+    .into_bytes();
+    let payload = b"early-bird";
+    let mask = [1u8, 2, 3, 4];
+    out.extend([0x81, 0x80 | payload.len() as u8]);
+    out.extend(mask);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    tcp.write_all(&out).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(WAIT, async {
+        while !got.windows(payload.len()).any(|w| w == payload) {
+            let n = tcp.read(&mut buf).await.unwrap();
+            assert!(
+                n > 0,
+                "closed before the echo: {:?}",
+                String::from_utf8_lossy(&got)
+            );
+            got.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await
+    .expect("the early frame was echoed");
+    assert!(
+        got.starts_with(b"HTTP/1.1 101"),
+        "{:?}",
+        String::from_utf8_lossy(&got)
+    );
+}

@@ -7,13 +7,14 @@
 //! forever, and its full queue never slows anyone else.
 
 mod expiry;
+mod io;
 mod replies;
+mod stamp;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use std::future::Future as _;
 use std::task::Poll;
@@ -37,9 +38,10 @@ use crate::wire::protocol::{
 };
 use expiry::{expired, Expiry};
 use replies::{rate_limited, welcome};
+use stamp::Stamp;
 
 /// A server connection: the upgraded HTTP socket.
-pub(crate) type Socket = WebSocket<TokioIo<hyper::upgrade::Upgraded>>;
+pub(crate) type Socket = WebSocket<io::Io>;
 
 /// What the handshake asked for.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -156,7 +158,7 @@ impl std::future::Future for Task {
                             } else {
                                 let (hub, app, client) =
                                     (conn.hub.clone(), conn.app.clone(), conn.client.clone());
-                                let join = conn.join.take().unwrap_or_default();
+                                let join = conn.join.take().map(|j| *j).unwrap_or_default();
                                 let open: Busy = Box::pin(async move {
                                     open(&hub, &app, &client, &join).await;
                                 });
@@ -209,8 +211,8 @@ struct Conn {
     client: ClientHandle,
     /// The client's id (a reference count, no copy).
     id: Arc<str>,
-    /// The handshake's uid and channels, until they are applied.
-    join: Option<Join>,
+    /// The handshake's uid and channels, until they are applied (boxed: gone once open).
+    join: Option<Box<Join>>,
     /// Made at the first command: a connection that only listens never needs one.
     session: Option<Session>,
     /// Frames taken from the outbox, being written.
@@ -218,10 +220,10 @@ struct Conn {
     streaming: Option<Box<Streaming>>,
     /// A command being handled: the next frame is read once it is done (in order).
     busy: Option<Busy>,
-    last_seen: Instant,
-    next_ping: Instant,
+    last_seen: Stamp,
+    next_ping: Stamp,
     /// When the socket stopped taking a write, while it has not taken it.
-    stalled: Option<Instant>,
+    stalled: Option<Stamp>,
     limit: RateLimit,
     expiry: Expiry,
     _guards: Guards,
@@ -239,18 +241,18 @@ impl Conn {
             guards,
         } = start;
         let cfg = hub.config();
-        let io = TokioIo::new(upgraded);
-        let ws = WebSocket::new(io, Role::Server, deflate, &ws_config, bytes::Bytes::new());
+        let (io, leftover) = io::Io::of(upgraded);
+        let ws = WebSocket::new(io, Role::Server, deflate, &ws_config, leftover);
         Self {
             ws,
             id: client.id_arc().clone(),
-            join: Some(join),
+            join: Some(Box::new(join)),
             session: None,
             batch: VecDeque::new(),
             streaming: None,
             busy: None,
-            last_seen: Instant::now(),
-            next_ping: Instant::now() + cfg.ping_interval,
+            last_seen: Stamp::now(),
+            next_ping: Stamp::after(cfg.ping_interval),
             stalled: None,
             limit: RateLimit::new(cfg.message_burst),
             expiry: Expiry::of(&client),
@@ -263,9 +265,9 @@ impl Conn {
 
     /// When the timer must fire next.
     fn next_wake(&self) -> Instant {
-        let mut at = self.expiry.first(self.next_ping);
+        let mut at = self.expiry.first(self.next_ping.instant());
         if let Some(since) = self.stalled {
-            at = at.min(since + self.hub.config().write_timeout);
+            at = at.min(since.instant() + self.hub.config().write_timeout);
         }
         at
     }
@@ -301,7 +303,7 @@ impl Conn {
                     Poll::Pending if self.stalled.is_none() => {
                         // The socket is full: bound the wait (almost every batch fits at
                         // once, so this costs no timer in the common case).
-                        self.stalled = Some(Instant::now());
+                        self.stalled = Some(Stamp::now());
                         timer.as_mut().reset(self.next_wake());
                     }
                     Poll::Pending => {}
@@ -403,7 +405,7 @@ impl Conn {
                 return Some(End::Gone);
             }
         }
-        if Instant::now() >= self.next_ping {
+        if Stamp::now() >= self.next_ping {
             if self.last_seen.elapsed() > cfg.heartbeat_timeout {
                 return Some(End::Close(Close::heartbeat_timeout(
                     cfg.heartbeat_timeout.as_secs(),
@@ -415,7 +417,7 @@ impl Conn {
             }
             self.client.outbox().shrink_idle();
             self.ws.shrink_idle();
-            self.next_ping = Instant::now() + cfg.ping_interval;
+            self.next_ping = Stamp::after(cfg.ping_interval);
             if let Some(m) = self.hub.metrics() {
                 m.sent(FrameKind::Ping, 1, 2);
             }
@@ -450,7 +452,7 @@ impl Conn {
                 )));
             }
         };
-        self.last_seen = Instant::now();
+        self.last_seen = Stamp::now();
         if let Some(m) = self.hub.metrics() {
             count_received(m, &msg);
         }
