@@ -1,5 +1,6 @@
 //! The proxy's terminal UI (stdout a terminal, no `--print`), drawn from a `view::View`: the
-//! connections on the left (number, state, frames each way, client address, path; `⏸` when
+//! connections on the left (number, client id, state, frames and bytes each way, client
+//! address, path; `⏸` when
 //! every message of it is held), the selected one's frames on the right as `wsp connect` lists
 //! them (→ to the upstream, ← to the client; held, injected and edited ones noted), the
 //! selected frame decoded below as `wsp connect`'s detail pane shows it, and the composer.
@@ -117,11 +118,14 @@ fn draw_conns(f: &mut Frame, area: Rect, view: &View, shared: &Shared) {
                 ""
             };
             ListItem::new(format!(
-                "{hold}#{} {}  →{} ←{}  {} {}",
+                "{hold}#{} {} {}  →{} {} ←{} {}  {} {}",
                 c.id,
+                c.client_id.as_deref().unwrap_or("-"),
                 c.closed.as_deref().unwrap_or("open"),
                 c.up,
+                size(c.up_bytes),
                 c.down,
+                size(c.down_bytes),
                 c.peer,
                 c.path,
             ))
@@ -143,6 +147,15 @@ fn draw_conns(f: &mut Frame, area: Rect, view: &View, shared: &Shared) {
         area,
         &mut state,
     );
+}
+
+/// Bytes, short: `512 B`, `3.4 KB`, `12.0 MB`.
+fn size(n: u64) -> String {
+    match n {
+        0..1_000 => format!("{n} B"),
+        1_000..1_000_000 => format!("{:.1} KB", n as f64 / 1e3),
+        _ => format!("{:.1} MB", n as f64 / 1e6),
+    }
 }
 
 /// What the proxy did with a frame, for its status column.

@@ -56,10 +56,16 @@ pub struct Conn {
     pub path: String,
     /// How it ended (or was refused), once it has.
     pub closed: Option<String>,
+    /// The client's id, when the URL (`id=`) or the upstream's welcome names one.
+    pub client_id: Option<String>,
     /// Frames to the upstream.
     pub up: u64,
     /// Frames to the client.
     pub down: u64,
+    /// Payload bytes to the upstream.
+    pub up_bytes: u64,
+    /// Payload bytes to the client.
+    pub down_bytes: u64,
     /// The newest frames.
     pub frames: VecDeque<Shown>,
     /// Frames dropped from the front: `frames[i]` is frame number `base + i`.
@@ -141,10 +147,16 @@ impl View {
                 let Some(c) = self.conns.iter_mut().find(|c| c.id == conn) else {
                     return;
                 };
+                let bytes = record.data.len() as u64;
                 if record.dir == crate::connect::model::Dir::Out {
                     c.up += 1;
+                    c.up_bytes += bytes;
                 } else {
                     c.down += 1;
+                    c.down_bytes += bytes;
+                    if c.client_id.is_none() && record.summary.cmd.as_deref() == Some("welcome") {
+                        c.client_id.clone_from(&record.summary.to);
+                    }
                 }
                 if c.frames.len() == MAX_FRAMES {
                     if let Some(old) = c.frames.pop_front() {
@@ -175,13 +187,17 @@ impl View {
                     self.conns.pop_front();
                     self.selected = self.selected.saturating_sub(1);
                 }
+                let path = v["path"].as_str().unwrap_or("");
                 self.conns.push_back(Conn {
                     id,
                     peer: v["peer"].as_str().unwrap_or("").into(),
-                    path: v["path"].as_str().unwrap_or("").into(),
+                    client_id: id_in(path),
+                    path: path.into(),
                     closed: (v["event"] == "refused").then(|| format!("refused {}", v["status"])),
                     up: 0,
                     down: 0,
+                    up_bytes: 0,
+                    down_bytes: 0,
                     frames: VecDeque::new(),
                     base: 0,
                 });
@@ -459,6 +475,15 @@ impl View {
     }
 }
 
+/// The `id=` of a path's query.
+fn id_in(path: &str) -> Option<String> {
+    let query = path.split_once('?')?.1;
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "id")
+        .map(|(_, v)| v.into_owned())
+        .filter(|v| !v.is_empty())
+}
+
 /// The composer input that relays this message again.
 fn editable(r: &FrameRecord) -> Option<String> {
     let frame = match r.kind {
@@ -576,6 +601,35 @@ mod tests {
         assert_eq!(v.selected_frame(), Some(0));
         v.on_key(key(KeyCode::Char('G')));
         assert!(v.follow);
+    }
+
+    #[test]
+    fn a_connection_is_named_by_its_url_or_its_welcome_and_counts_bytes() {
+        let mut v = View::default();
+        v.apply(Event::Line(
+            json!({"event": "open", "conn": 1, "path": "/ws?channel=a&id=al%20ice"}),
+        ));
+        v.apply(Event::Line(
+            json!({"event": "open", "conn": 2, "path": "/ws"}),
+        ));
+        let welcome = r#"{"cmd":"welcome","data":{"client_id":"srv-42"}}"#;
+        v.apply(Event::Frame {
+            conn: 2,
+            record: Box::new(text(Dir::In, welcome)),
+            mark: Mark::Relayed,
+        });
+        v.apply(Event::Frame {
+            conn: 2,
+            record: Box::new(text(Dir::Out, "12345")),
+            mark: Mark::Relayed,
+        });
+        assert_eq!(v.conns[0].client_id.as_deref(), Some("al ice"));
+        let c = &v.conns[1];
+        assert_eq!(c.client_id.as_deref(), Some("srv-42"));
+        assert_eq!(
+            (c.up, c.up_bytes, c.down, c.down_bytes),
+            (1, 5, 1, welcome.len() as u64)
+        );
     }
 
     #[test]
