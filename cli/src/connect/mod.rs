@@ -9,6 +9,7 @@ mod app;
 pub(crate) mod compose;
 pub(crate) mod decode;
 pub(crate) mod filter;
+pub(crate) mod keymap;
 pub(crate) mod model;
 mod pipe;
 mod recover;

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use ratatui::layout::Constraint;
-use ratatui::style::{Color, Style, Stylize};
+use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Row;
+use ratatui::widgets::{Block, Row};
 use serde_json::Value;
 use wsp_server::close::code_name;
 
@@ -182,4 +182,17 @@ pub fn detail(r: &FrameRecord, rtt: Option<Duration>, decoder: &Decoder) -> Vec<
 fn push_pretty(out: &mut Vec<Line<'static>>, v: &Value) {
     let text = serde_json::to_string_pretty(v).unwrap_or_default();
     out.extend(text.lines().map(|l| Line::from(format!("  {l}"))));
+}
+
+/// A pane's border: bright when it has the keyboard.
+pub fn focused(block: Block<'_>, on: bool) -> Block<'_> {
+    if on {
+        block.border_style(
+            Style::default()
+                .fg(Color::White)
+                .add_modifier(Modifier::BOLD),
+        )
+    } else {
+        block.border_style(Style::default().fg(Color::DarkGray))
+    }
 }

@@ -8,7 +8,7 @@ use ratatui::widgets::{Block, Clear, Paragraph, Row, Table, TableState, Wrap};
 use ratatui::Frame;
 
 use super::app::{App, Conn, Focus};
-use super::render;
+use super::render::{self, focused};
 
 /// The help line at the bottom.
 pub const HELP: &str =
@@ -122,18 +122,6 @@ fn draw_status(f: &mut Frame, area: Rect, app: &App) {
         );
     }
     f.render_widget(Paragraph::new(Line::from(spans)), area);
-}
-
-fn focused(block: Block<'_>, on: bool) -> Block<'_> {
-    if on {
-        block.border_style(
-            Style::default()
-                .fg(Color::White)
-                .add_modifier(Modifier::BOLD),
-        )
-    } else {
-        block.border_style(Style::default().fg(Color::DarkGray))
-    }
 }
 
 fn draw_sidebar(f: &mut Frame, area: Rect, app: &App) {

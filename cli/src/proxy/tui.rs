@@ -21,7 +21,7 @@ use super::control;
 use super::log::{Event, Mark};
 use super::shared::Shared;
 use super::view::{Action, Focus, Shown, View};
-use crate::connect::render;
+use crate::connect::render::{self, focused};
 use crate::connect::tui::TerminalGuard;
 
 const HELP: &str = "Tab focus · conns: i intercept, x close · frames: a forward, e edit, d drop, A forward all, f follow · Ctrl-F filter · Esc/Ctrl-C quit";
@@ -63,14 +63,6 @@ pub fn run(shared: Arc<Shared>, events: Receiver<Event>) -> anyhow::Result<()> {
             Ok(done) => done,
             Err(e) => format!("⚠ {e}"),
         };
-    }
-}
-
-fn focused(block: Block<'_>, on: bool) -> Block<'_> {
-    if on {
-        block.border_style(Style::default().fg(Color::Green))
-    } else {
-        block
     }
 }
 

@@ -13,12 +13,13 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::{KeyCode, KeyEvent};
 use serde_json::Value;
 
 use super::log::{Event, Mark};
 use crate::connect::compose::{self, Outgoing};
 use crate::connect::filter::Filter;
+use crate::connect::keymap::{self, Global};
 use crate::connect::model::{FrameRecord, Kind};
 
 /// Connections kept (the newest).
@@ -266,35 +267,28 @@ impl View {
 
     /// Handles a key.
     pub fn on_key(&mut self, k: KeyEvent) -> Action {
-        let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
-        match (ctrl, k.code) {
-            (true, KeyCode::Char('c')) | (true, KeyCode::Char('q')) => return Action::Quit,
-            (true, KeyCode::Char('t')) => {
-                self.toggle_follow();
-                return Action::None;
-            }
-            (true, KeyCode::Char('f')) => {
-                self.focus = Focus::Filter;
-                return Action::None;
-            }
-            (_, KeyCode::Tab) => {
-                self.focus = match self.focus {
-                    Focus::Input => Focus::Conns,
-                    Focus::Conns => Focus::Frames,
-                    _ => Focus::Input,
-                };
-                return Action::None;
-            }
-            (_, KeyCode::Esc) => {
-                match self.focus {
-                    Focus::Input => return Action::Quit,
-                    Focus::Filter => self.filter.clear(),
-                    _ => {}
+        if let Some(g) = keymap::global(&k) {
+            match g {
+                Global::Quit => return Action::Quit,
+                Global::Follow => self.toggle_follow(),
+                Global::Filter => self.focus = Focus::Filter,
+                Global::NextFocus => {
+                    self.focus = match self.focus {
+                        Focus::Input => Focus::Conns,
+                        Focus::Conns => Focus::Frames,
+                        _ => Focus::Input,
+                    }
                 }
-                self.focus = Focus::Input;
-                return Action::None;
+                Global::Back => {
+                    match self.focus {
+                        Focus::Input => return Action::Quit,
+                        Focus::Filter => self.filter.clear(),
+                        _ => {}
+                    }
+                    self.focus = Focus::Input;
+                }
             }
-            _ => {}
+            return Action::None;
         }
         match self.focus {
             Focus::Input => self.input_key(k.code),
@@ -438,21 +432,19 @@ impl View {
             .current()
             .and_then(|c| c.frames.get(vis[pos]))
             .and_then(Shown::held);
-        let new = match code {
-            KeyCode::Up | KeyCode::Char('k') => pos.saturating_sub(1),
-            KeyCode::Down | KeyCode::Char('j') => (pos + 1).min(vis.len() - 1),
-            KeyCode::PageUp => pos.saturating_sub(20),
-            KeyCode::PageDown => (pos + 20).min(vis.len() - 1),
-            KeyCode::Home | KeyCode::Char('g') => 0,
-            KeyCode::End | KeyCode::Char('G') => vis.len() - 1,
-            KeyCode::Char('f') => {
-                self.toggle_follow();
-                return Action::None;
+        if let Some(new) = keymap::moved(code, pos, vis.len()) {
+            if matches!(code, KeyCode::End | KeyCode::Char('G')) {
+                self.follow = true;
+            } else {
+                self.pause_at(Some(vis[new]));
             }
+            return Action::None;
+        }
+        match code {
+            KeyCode::Char('f') => self.toggle_follow(),
             KeyCode::Char('A') => return Action::Run("/forward all".into()),
             KeyCode::Char('a' | 'd' | 'e') if held.is_none() => {
                 self.notice = "that message is not held (held messages: ⏸ in the list)".into();
-                return Action::None;
             }
             KeyCode::Char('a') => return Action::Run(format!("/forward {}", held.unwrap_or(0))),
             KeyCode::Char('d') => return Action::Run(format!("/drop {}", held.unwrap_or(0))),
@@ -462,15 +454,9 @@ impl View {
                     self.set_input(format!("/edit {k} {input}"));
                     self.notice = format!("edit #{k}, Enter relays it instead");
                 }
-                return Action::None;
             }
-            _ => return Action::None,
-        };
-        if matches!(code, KeyCode::End | KeyCode::Char('G')) {
-            self.follow = true;
-            return Action::None;
+            _ => {}
         }
-        self.pause_at(Some(vis[new]));
         Action::None
     }
 }
@@ -498,6 +484,7 @@ fn editable(r: &FrameRecord) -> Option<String> {
 mod tests {
     use super::*;
     use crate::connect::model::Dir;
+    use crossterm::event::KeyModifiers;
     use serde_json::json;
 
     fn key(code: KeyCode) -> KeyEvent {

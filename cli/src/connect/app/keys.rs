@@ -4,43 +4,41 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::{Action, App, Focus};
+use crate::connect::keymap::{self, Global};
 
 impl App {
     /// Handles a key.
     pub fn on_key(&mut self, k: KeyEvent) -> Action {
         let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
         match (ctrl, k.code) {
-            (true, KeyCode::Char('c')) | (true, KeyCode::Char('q')) => return Action::Quit,
-            (true, KeyCode::Char('t')) => {
-                self.toggle_follow();
-                return Action::None;
-            }
-            (true, KeyCode::Char('f')) => {
-                self.focus = Focus::Filter;
-                return Action::None;
-            }
             (true, KeyCode::Char('r')) => return Action::Send(self.refresh_pool()),
             (_, KeyCode::F(1)) => {
                 self.show_help = !self.show_help;
                 return Action::None;
             }
-            (_, KeyCode::Tab) => {
-                self.focus = match self.focus {
-                    Focus::Input => Focus::List,
-                    Focus::List => Focus::Channels,
-                    _ => Focus::Input,
-                };
-                return Action::None;
-            }
-            (_, KeyCode::Esc) => {
-                if self.focus == Focus::Filter {
-                    self.filter.clear();
-                }
-                self.show_help = false;
-                self.focus = Focus::Input;
-                return Action::None;
-            }
             _ => {}
+        }
+        if let Some(g) = keymap::global(&k) {
+            match g {
+                Global::Quit => return Action::Quit,
+                Global::Follow => self.toggle_follow(),
+                Global::Filter => self.focus = Focus::Filter,
+                Global::NextFocus => {
+                    self.focus = match self.focus {
+                        Focus::Input => Focus::List,
+                        Focus::List => Focus::Channels,
+                        _ => Focus::Input,
+                    }
+                }
+                Global::Back => {
+                    if self.focus == Focus::Filter {
+                        self.filter.clear();
+                    }
+                    self.show_help = false;
+                    self.focus = Focus::Input;
+                }
+            }
+            return Action::None;
         }
         match self.focus {
             Focus::Input => self.input_key(k),
@@ -112,18 +110,12 @@ impl App {
             .selected
             .and_then(|s| vis.iter().position(|&i| i == s))
             .unwrap_or(vis.len() - 1);
-        let new = match code {
-            KeyCode::Up | KeyCode::Char('k') => pos.saturating_sub(1),
-            KeyCode::Down | KeyCode::Char('j') => (pos + 1).min(vis.len() - 1),
-            KeyCode::PageUp => pos.saturating_sub(20),
-            KeyCode::PageDown => (pos + 20).min(vis.len() - 1),
-            KeyCode::Home | KeyCode::Char('g') => 0,
-            KeyCode::End | KeyCode::Char('G') => vis.len() - 1,
-            KeyCode::Char('f') => {
-                self.toggle_follow();
-                return;
-            }
-            _ => return,
+        if code == KeyCode::Char('f') {
+            self.toggle_follow();
+            return;
+        }
+        let Some(new) = keymap::moved(code, pos, vis.len()) else {
+            return;
         };
         self.follow = false;
         self.selected = Some(vis[new]);
