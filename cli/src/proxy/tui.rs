@@ -112,7 +112,7 @@ fn draw_conns(f: &mut Frame, area: Rect, view: &View, shared: &Shared) {
             ListItem::new(format!(
                 "{hold}#{} {} {}  →{} {} ←{} {}  {} {}",
                 c.id,
-                c.client_id.as_deref().unwrap_or("-"),
+                short(c.client_id.as_deref().unwrap_or("-")),
                 c.closed.as_deref().unwrap_or("open"),
                 c.up,
                 size(c.up_bytes),
@@ -139,6 +139,15 @@ fn draw_conns(f: &mut Frame, area: Rect, view: &View, shared: &Shared) {
         area,
         &mut state,
     );
+}
+
+/// An id as the list shows it: a long one (a server-given id is 41 characters) cut to its
+/// first 16 (the detail pane and the lines keep it whole).
+fn short(id: &str) -> String {
+    match id.char_indices().nth(16) {
+        Some((cut, _)) => format!("{}…", &id[..cut]),
+        None => id.to_string(),
+    }
 }
 
 /// Bytes, short: `512 B`, `3.4 KB`, `12.0 MB`.
