@@ -149,10 +149,10 @@ async fn websocket(
                     id,
                     "refused",
                     json!({"peer": peer.to_string(), "path": path, "status": status.as_u16(), "reason": body}),
-                );
+                ).await;
                 return text(status, body.clone());
             }
-            shared.log.event(id, "refused", json!({"peer": peer.to_string(), "path": path, "status": 502, "reason": format!("{e:#}")}));
+            shared.log.event(id, "refused", json!({"peer": peer.to_string(), "path": path, "status": 502, "reason": format!("{e:#}")})).await;
             return text(
                 StatusCode::BAD_GATEWAY,
                 format!("wsp proxy: upstream {url}: {e:#}"),
@@ -199,7 +199,7 @@ async fn websocket(
             "client_compression": client_deflate.is_some(),
             "upstream_compression": up.deflate().is_some(),
         }),
-    );
+    ).await;
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
@@ -212,11 +212,16 @@ async fn websocket(
                 );
                 relay::run(&shared, id, client, up).await;
             }
-            Err(e) => shared.log.event(
-                id,
-                "closed",
-                json!({"error": format!("upgrade failed: {e}")}),
-            ),
+            Err(e) => {
+                shared
+                    .log
+                    .event(
+                        id,
+                        "closed",
+                        json!({"error": format!("upgrade failed: {e}")}),
+                    )
+                    .await
+            }
         }
     });
     out.body(

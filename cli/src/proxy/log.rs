@@ -21,17 +21,19 @@ pub enum Direction {
     ToClient,
 }
 
-/// Lines waiting for the writer thread (and, separately, for the terminal UI); when it falls behind (stdout read slowly), the
-/// connections that show frames wait: the relay slows rather than memory growing.
+/// Lines waiting for the writer thread (and, separately, events for the terminal UI). When
+/// either falls behind (stdout read slowly, a busy terminal), the connection that shows a
+/// frame waits for room (an async wait: the runtime's threads go on serving the other
+/// connections), so the relay slows rather than memory growing.
 pub const QUEUED_LINES: usize = 4096;
 
 /// The lines' destinations: a writer thread that owns stdout and the record file, writing
 /// through buffers and flushing whenever it has nothing more to write.
 pub struct Log {
     decoder: Decoder,
-    tx: Option<std::sync::mpsc::SyncSender<String>>,
+    tx: Option<tokio::sync::mpsc::Sender<String>>,
     /// The terminal UI's feed, when it runs.
-    tui: Option<std::sync::mpsc::SyncSender<Event>>,
+    tui: Option<tokio::sync::mpsc::Sender<Event>>,
 }
 
 /// How a frame came to be shown.
@@ -68,7 +70,7 @@ impl Log {
         decoder: Decoder,
         print: bool,
         record: Option<&std::path::Path>,
-        tui: Option<std::sync::mpsc::SyncSender<Event>>,
+        tui: Option<tokio::sync::mpsc::Sender<Event>>,
     ) -> anyhow::Result<Self> {
         use anyhow::Context as _;
         let mut file = match record {
@@ -84,12 +86,12 @@ impl Log {
                 tui,
             });
         }
-        let (tx, rx) = std::sync::mpsc::sync_channel::<String>(QUEUED_LINES);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(QUEUED_LINES);
         std::thread::Builder::new()
             .name("wsp-proxy-log".into())
             .spawn(move || {
                 let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-                while let Ok(first) = rx.recv() {
+                while let Some(first) = rx.blocking_recv() {
                     // Everything queued, then one flush: a line is out as soon as it is alone.
                     for line in
                         std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok()))
@@ -127,7 +129,7 @@ impl Log {
     /// A frame of connection `conn` (its `dir`: `Out` to the upstream, `In` to the client). Its
     /// line has `injected: true` when the proxy sent it, `held: K` when it is held as K, and
     /// `injected: true, replaces: K` when it was relayed instead of held message K.
-    pub fn frame(&self, conn: u64, r: &FrameRecord, mark: Mark) {
+    pub async fn frame(&self, conn: u64, r: &FrameRecord, mark: Mark) {
         if let Some(tx) = &self.tx {
             let mut v = r.to_json(&self.decoder);
             v["conn"] = json!(conn);
@@ -144,20 +146,22 @@ impl Log {
                     v["replaces"] = json!(k);
                 }
             }
-            let _ = tx.send(v.to_string());
+            let _ = tx.send(v.to_string()).await;
         }
         if let Some(tui) = &self.tui {
-            let _ = tui.send(Event::Frame {
-                conn,
-                record: Box::new(r.clone()),
-                mark,
-            });
+            let _ = tui
+                .send(Event::Frame {
+                    conn,
+                    record: Box::new(r.clone()),
+                    mark,
+                })
+                .await;
         }
     }
 
     /// A connection event: `open` (with the path and the upstream's status), `refused`,
     /// `closed`, `released` (a held message was forwarded, edited or dropped).
-    pub fn event(&self, conn: u64, event: &str, mut detail: Value) {
+    pub async fn event(&self, conn: u64, event: &str, mut detail: Value) {
         let ts = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
@@ -165,15 +169,11 @@ impl Log {
         detail["ts_ms"] = json!(ts);
         detail["conn"] = json!(conn);
         detail["event"] = json!(event);
-        self.line(&detail);
-    }
-
-    fn line(&self, v: &Value) {
         if let Some(tx) = &self.tx {
-            let _ = tx.send(v.to_string());
+            let _ = tx.send(detail.to_string()).await;
         }
         if let Some(tui) = &self.tui {
-            let _ = tui.send(Event::Line(v.clone()));
+            let _ = tui.send(Event::Line(detail)).await;
         }
     }
 }

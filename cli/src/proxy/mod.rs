@@ -110,7 +110,7 @@ pub fn main(args: ProxyArgs) -> anyhow::Result<ExitCode> {
     let ui = !args.quiet && !args.print && std::io::stdout().is_terminal();
     let print = !args.quiet && !ui;
     let (ui_tx, ui_rx) = if ui {
-        let (tx, rx) = std::sync::mpsc::sync_channel(log::QUEUED_LINES);
+        let (tx, rx) = tokio::sync::mpsc::channel(log::QUEUED_LINES);
         (Some(tx), Some(rx))
     } else {
         (None, None)

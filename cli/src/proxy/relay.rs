@@ -82,7 +82,7 @@ where
                 Command::Send(direction, frame) => {
                     let message = crate::connect::session::to_message(frame);
                     let way = if direction == Direction::ToUpstream { &to_up } else { &to_client };
-                    way.show(&message, None, Mark::Injected);
+                    way.show(&message, None, Mark::Injected).await;
                     let sent = match direction {
                         Direction::ToUpstream => u_tx.send(message).await,
                         Direction::ToClient => c_tx.send(message).await,
@@ -93,8 +93,8 @@ where
                 }
                 Command::Close(code, reason) => {
                     let close = || Message::Close(Some(CloseFrame { code: code.into(), reason: reason.clone().into() }));
-                    to_up.show(&close(), None, Mark::Injected);
-                    to_client.show(&close(), None, Mark::Injected);
+                    to_up.show(&close(), None, Mark::Injected).await;
+                    to_client.show(&close(), None, Mark::Injected).await;
                     let _ = tokio::join!(u_tx.send(close()), c_tx.send(close()));
                     break json!({"by": "proxy", "code": code, "reason": reason});
                 }
@@ -147,7 +147,7 @@ where
         // Held when the connection ended: relayed to nobody.
         detail["lost_held"] = json!(lost);
     }
-    shared.log.event(id, "closed", detail);
+    shared.log.event(id, "closed", detail).await;
 }
 
 /// Messages read at once on one side, at most this many, are written with one flush.
@@ -202,7 +202,7 @@ impl Way<'_> {
 
     /// Shows a message going this way (`wire`: its length on the wire and whether it came
     /// compressed, for a relayed one).
-    fn show(&self, message: &Message, wire: Option<(usize, bool)>, mark: Mark) {
+    async fn show(&self, message: &Message, wire: Option<(usize, bool)>, mark: Mark) {
         if !self.shared.log.active() {
             return;
         }
@@ -211,7 +211,7 @@ impl Way<'_> {
                 Some((len, compressed)) => r.with_wire(len, compressed),
                 None => r,
             };
-            self.shared.log.frame(self.id, &r, mark);
+            self.shared.log.frame(self.id, &r, mark).await;
         }
     }
 
@@ -283,14 +283,14 @@ impl Way<'_> {
                 let r = r.with_wire(wire_len, compressed);
                 if intercept.matches(self.id, &r) {
                     let Ticket { hold, verdict } = intercept.hold(self.id);
-                    log.frame(self.id, &r, Mark::Held(hold));
+                    log.frame(self.id, &r, Mark::Held(hold)).await;
                     return Flow::Held(Held {
                         hold,
                         message,
                         verdict,
                     });
                 }
-                log.frame(self.id, &r, Mark::Relayed);
+                log.frame(self.id, &r, Mark::Relayed).await;
             }
         }
         self.feed(message, to).await
@@ -333,13 +333,14 @@ impl Way<'_> {
             Verdict::Drop => ("dropped", None),
             Verdict::Replace(frame) => {
                 let message = crate::connect::session::to_message(frame);
-                self.show(&message, None, Mark::Replaces(hold));
+                self.show(&message, None, Mark::Replaces(hold)).await;
                 ("edited", Some(message))
             }
         };
         self.shared
             .log
-            .event(self.id, "released", json!({"hold": hold, "verdict": name}));
+            .event(self.id, "released", json!({"hold": hold, "verdict": name}))
+            .await;
         let message = message?;
         let flow = self.feed(message, to).await;
         if let Err(e) = to.flush().await {

@@ -6,7 +6,6 @@
 //! selected frame decoded below as `wsp connect`'s detail pane shows it, and the composer.
 //! Every command goes through `control`, as a stdin line would.
 
-use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,7 +26,10 @@ use crate::connect::tui::TerminalGuard;
 const HELP: &str = "Tab focus · conns: i intercept, x close · frames: a forward, e edit, d drop, A forward all, f follow · Ctrl-F filter · Esc/Ctrl-C quit";
 
 /// Runs the UI until Esc (from the composer) or Ctrl-C.
-pub fn run(shared: Arc<Shared>, events: Receiver<Event>) -> anyhow::Result<()> {
+pub fn run(
+    shared: Arc<Shared>,
+    mut events: tokio::sync::mpsc::Receiver<Event>,
+) -> anyhow::Result<()> {
     let mut guard = TerminalGuard::new()?;
     let mut view = View::default();
     let mut next_id = 0u64;
