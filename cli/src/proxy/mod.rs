@@ -45,7 +45,7 @@ use clap::Args;
 /// Flags of `wsp proxy`.
 #[derive(Debug, Args)]
 pub struct ProxyArgs {
-    /// Address to listen on, e.g. `127.0.0.1:8081` (port 0 picks one; printed on stdout).
+    /// Address to listen on, e.g. `127.0.0.1:8081` (port 0 picks one; the address is printed on stderr).
     #[arg(long, default_value = "127.0.0.1:8081")]
     listen: SocketAddr,
     /// The server to proxy: `ws://HOST:PORT` or `wss://HOST:PORT` (HTTP requests go to the same
