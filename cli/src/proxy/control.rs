@@ -132,6 +132,9 @@ pub fn execute(
             if args.is_empty() {
                 return Err("/intercept EXPR (filter syntax: cmd:X ch:X dir:up|down words), or /intercept off".into());
             }
+            if args == "on" {
+                return Err("`/intercept on` is for one connection: `N /intercept on` (key i in the UI); `/intercept EXPR` holds what matches EXPR on every connection".into());
+            }
             let off = args == "off";
             intercept.set_expr((!off).then_some(args));
             Ok(if off {
@@ -238,6 +241,9 @@ mod tests {
         assert!(run("/forward 9").unwrap_err().contains("#9"));
         run("3 /intercept on").unwrap();
         assert!(intercept.conn_on(3));
+        assert!(run("/intercept on")
+            .unwrap_err()
+            .contains("N /intercept on"));
         run("/intercept cmd:join").unwrap();
         assert_eq!(intercept.expr().as_deref(), Some("cmd:join"));
         run("/intercept off").unwrap();
