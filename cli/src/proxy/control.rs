@@ -21,14 +21,14 @@ use std::sync::Mutex;
 use tokio::sync::mpsc;
 
 use super::intercept::{Intercept, Verdict};
-use super::log::Direction;
 use crate::connect::compose::{self, Outgoing};
+use crate::connect::model::Dir;
 
 /// What a connection's relay is asked to do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    /// Send a frame one way (injected).
-    Send(Direction, Outgoing),
+    /// Send a frame one way (injected): `Dir::Out` to the upstream, `Dir::In` to the client.
+    Send(Dir, Outgoing),
     /// Close both sides with this code and reason.
     Close(u16, String),
 }
@@ -161,14 +161,14 @@ fn for_connection(
     intercept: &Intercept,
     next_id: &mut u64,
 ) -> Result<String, String> {
-    let (direction, input) = if let Some(i) = rest.strip_prefix('>') {
-        (Direction::ToUpstream, i)
+    let (dir, input) = if let Some(i) = rest.strip_prefix('>') {
+        (Dir::Out, i)
     } else if let Some(i) = rest.strip_prefix('<') {
-        (Direction::ToClient, i)
+        (Dir::In, i)
     } else {
         match split_word(rest) {
-            ("/to-server", i) => (Direction::ToUpstream, i),
-            ("/to-client", i) => (Direction::ToClient, i),
+            ("/to-server", i) => (Dir::Out, i),
+            ("/to-client", i) => (Dir::In, i),
             ("/intercept", on) => {
                 let on = match on {
                     "on" | "" => true,
@@ -197,12 +197,12 @@ fn for_connection(
         }
     };
     let frame = compose::parse(input.trim(), next_id)?.frame;
-    conns.send(id, Command::Send(direction, frame))?;
+    conns.send(id, Command::Send(dir, frame))?;
     Ok(format!(
         "sent to connection {id}'s {}",
-        match direction {
-            Direction::ToUpstream => "upstream",
-            Direction::ToClient => "client",
+        match dir {
+            Dir::Out => "upstream",
+            Dir::In => "client",
         }
     ))
 }
@@ -223,11 +223,11 @@ mod tests {
         run("3 /close 4000 bye now").unwrap();
         assert_eq!(
             rx.try_recv().unwrap(),
-            Command::Send(Direction::ToUpstream, Outgoing::Text("up".into()))
+            Command::Send(Dir::Out, Outgoing::Text("up".into()))
         );
         assert_eq!(
             rx.try_recv().unwrap(),
-            Command::Send(Direction::ToClient, Outgoing::Text("down".into()))
+            Command::Send(Dir::In, Outgoing::Text("down".into()))
         );
         assert_eq!(
             rx.try_recv().unwrap(),

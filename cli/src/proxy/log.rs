@@ -12,15 +12,6 @@ use serde_json::{json, Value};
 use crate::connect::decode::Decoder;
 use crate::connect::model::{Dir, FrameRecord};
 
-/// Which way a frame went through the proxy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    /// From the client to the upstream.
-    ToUpstream,
-    /// From the upstream to the client.
-    ToClient,
-}
-
 /// Lines waiting for the writer thread (and, separately, events for the terminal UI). When
 /// either falls behind (stdout read slowly, a busy terminal), the connection that shows a
 /// frame waits for room (an async wait: the runtime's threads go on serving the other

@@ -21,7 +21,7 @@ use wsp_server::ws::{Incoming, WebSocket};
 
 use super::control::Command;
 use super::intercept::{Ticket, Verdict};
-use super::log::{Direction, Mark};
+use super::log::Mark;
 use super::shared::Shared;
 use crate::connect::model::Dir;
 use crate::connect::session::record_of;
@@ -66,12 +66,12 @@ where
     let to_up = Way {
         shared,
         id,
-        direction: Direction::ToUpstream,
+        dir: Dir::Out,
     };
     let to_client = Way {
         shared,
         id,
-        direction: Direction::ToClient,
+        dir: Dir::In,
     };
     // A message of the client held before the upstream, and one of the upstream held before
     // the client: while one is, its side is not read.
@@ -79,13 +79,13 @@ where
     let ended = loop {
         tokio::select! {
             Some(command) = commands.recv() => match command {
-                Command::Send(direction, frame) => {
+                Command::Send(dir, frame) => {
                     let message = crate::connect::session::to_message(frame);
-                    let way = if direction == Direction::ToUpstream { &to_up } else { &to_client };
+                    let way = if dir == Dir::Out { &to_up } else { &to_client };
                     way.show(&message, None, Mark::Injected).await;
-                    let sent = match direction {
-                        Direction::ToUpstream => u_tx.send(message).await,
-                        Direction::ToClient => c_tx.send(message).await,
+                    let sent = match dir {
+                        Dir::Out => u_tx.send(message).await,
+                        Dir::In => c_tx.send(message).await,
                     };
                     if let Err(e) = sent {
                         break json!({"by": "proxy", "error": format!("injecting failed: {e}")});
@@ -178,25 +178,19 @@ enum Flow {
     End(serde_json::Value),
 }
 
-/// One direction of one connection.
+/// One direction of one connection: `Dir::Out` from the client to the upstream, `Dir::In`
+/// from the upstream to the client (the client's view, as in the lines).
 struct Way<'a> {
     shared: &'a Shared,
     id: u64,
-    direction: Direction,
+    dir: Dir,
 }
 
 impl Way<'_> {
     fn by(&self) -> &'static str {
-        match self.direction {
-            Direction::ToUpstream => "client",
-            Direction::ToClient => "upstream",
-        }
-    }
-
-    fn dir(&self) -> Dir {
-        match self.direction {
-            Direction::ToUpstream => Dir::Out,
-            Direction::ToClient => Dir::In,
+        match self.dir {
+            Dir::Out => "client",
+            Dir::In => "upstream",
         }
     }
 
@@ -206,7 +200,7 @@ impl Way<'_> {
         if !self.shared.log.active() {
             return;
         }
-        if let Some(r) = record_of(self.dir(), message) {
+        if let Some(r) = record_of(self.dir, message) {
             let r = match wire {
                 Some((len, compressed)) => r.with_wire(len, compressed),
                 None => r,
@@ -279,7 +273,7 @@ impl Way<'_> {
         } = m;
         let (log, intercept) = (&self.shared.log, &self.shared.intercept);
         if log.active() || intercept.on() {
-            if let Some(r) = record_of(self.dir(), &message) {
+            if let Some(r) = record_of(self.dir, &message) {
                 let r = r.with_wire(wire_len, compressed);
                 if intercept.matches(self.id, &r) {
                     let Ticket { hold, verdict } = intercept.hold(self.id);
