@@ -7,6 +7,8 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::base::stamp::Stamp;
+
 /// What the rate limit says about a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Verdict {
@@ -25,7 +27,8 @@ pub(crate) enum Verdict {
 #[derive(Debug)]
 pub(crate) struct RateLimit {
     tokens: f32,
-    last: Instant,
+    /// Refilled up to here (milliseconds: the fraction is carried to the next refill).
+    last: Stamp,
     /// Frames dropped since the bucket was last full.
     over: u32,
     /// A whole burst's worth went over: the connection must close.
@@ -37,7 +40,7 @@ impl RateLimit {
     pub(crate) fn new(burst: u32) -> Self {
         Self {
             tokens: burst as f32,
-            last: Instant::now(),
+            last: Stamp::now(),
             over: 0,
             close: false,
         }
@@ -54,8 +57,8 @@ impl RateLimit {
         if rate == 0 {
             return Verdict::Pass;
         }
-        let now = Instant::now();
-        let elapsed = now.duration_since(self.last).as_secs_f32();
+        let now = Stamp::now();
+        let elapsed = now.since(self.last).as_secs_f32();
         self.last = now;
         self.tokens = (self.tokens + elapsed * rate as f32).min(burst as f32);
         if self.tokens >= burst as f32 {

@@ -2,7 +2,8 @@
 //! with. [`config`]: [`ServerConfig`](config::ServerConfig), every limit and timer with its
 //! default; [`auth`]: tokens and the [`Grant`](auth::Grant) a connection carries, and the
 //! server API's key; [`limits`]: rate limits, per-IP counts, name rules and the record of
-//! refusals; [`metrics`]: the Prometheus counters; [`tls`]: certificates with reload.
+//! refusals; [`metrics`]: the Prometheus counters; [`tls`]: certificates with reload; `stamp`:
+//! the 8-byte millisecond points in time a connection keeps.
 //!
 //! Imports only from [`crate::transport`] (and the crate's error type).
 
@@ -15,6 +16,7 @@ pub mod jwt;
 pub mod jwt;
 pub mod limits;
 pub mod metrics;
+pub(crate) mod stamp;
 #[cfg(feature = "tls")]
 pub mod tls;
 #[cfg(not(feature = "tls"))]

@@ -1,9 +1,11 @@
 //! The handle through which the hub reaches one connected client.
 
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, Weak};
 
 use crate::base::auth::Grant;
 use crate::base::config::SlowPolicy;
+use crate::base::stamp::Stamp;
 use crate::pool::outbox::{Item, Outbox, Pushed};
 use crate::pool::stream::MessageWriter;
 use crate::transport::close::Close;
@@ -18,6 +20,41 @@ struct Shared {
     outbox: Outbox,
     /// What it may do; shared by every client of an open server, replaced by `refresh`.
     grant: RwLock<Arc<Grant>>,
+    /// When the connection wants to be woken next (a [`Stamp`]'s number), [`UNSET`] or
+    /// [`RUNG`]: the connection keeps no timer of its own, a shared ticker rings this.
+    alarm: AtomicU64,
+}
+
+/// No alarm is set.
+const UNSET: u64 = 0;
+/// The alarm rang and the connection has not seen it yet.
+const RUNG: u64 = u64::MAX;
+
+/// A client's handle that does not keep it alive: what the alarm ticker holds.
+pub(crate) struct WeakClient(Weak<Shared>);
+
+impl WeakClient {
+    /// Rings the client's alarm if it is due at `now` (wakes its connection); false when the
+    /// client is gone or its alarm is not due (it moved later, or rang already).
+    pub(crate) fn ring(&self, now: Stamp) -> bool {
+        let Some(shared) = self.0.upgrade() else {
+            return false;
+        };
+        let mut at = shared.alarm.load(Ordering::Acquire);
+        while at != UNSET && at != RUNG && at <= now.get() {
+            match shared
+                .alarm
+                .compare_exchange(at, RUNG, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => {
+                    shared.outbox.wake();
+                    return true;
+                }
+                Err(moved) => at = moved,
+            }
+        }
+        false
+    }
 }
 
 impl ClientHandle {
@@ -26,7 +63,29 @@ impl ClientHandle {
             id,
             outbox: Outbox::new(queue, policy),
             grant: RwLock::new(grant),
+            alarm: AtomicU64::new(UNSET),
         }))
+    }
+
+    /// A handle that does not keep the client alive.
+    pub(crate) fn downgrade(&self) -> WeakClient {
+        WeakClient(Arc::downgrade(&self.0))
+    }
+
+    /// Sets the connection's alarm to `at`; false when it was set to `at` already (whoever
+    /// rings it has been told), true when the ringer must be told of the new time.
+    pub(crate) fn set_alarm(&self, at: Stamp) -> bool {
+        self.0.alarm.swap(at.get(), Ordering::AcqRel) != at.get()
+    }
+
+    /// The alarm rang (and is now unset): the connection's timers are due.
+    pub(crate) fn take_rung(&self) -> bool {
+        self.0.alarm.load(Ordering::Acquire) == RUNG
+            && self
+                .0
+                .alarm
+                .compare_exchange(RUNG, UNSET, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
     }
 
     /// What this client is allowed (from its token; open without authentication).

@@ -130,6 +130,17 @@ impl Outbox {
         }
     }
 
+    /// Registers the connection task to be woken by the next push, close or alarm (each wake
+    /// uses the registration up).
+    pub(crate) fn register(&self, waker: &std::task::Waker) {
+        self.waker.register(waker);
+    }
+
+    /// Wakes the connection task (its alarm rang).
+    pub(crate) fn wake(&self) {
+        self.waker.wake();
+    }
+
     /// Frames dropped for this client under [`SlowPolicy::Drop`].
     pub(crate) fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)

@@ -31,7 +31,7 @@ use crate::transport::close::Close;
 use crate::transport::{handshake, WsConfig};
 use crate::wire::protocol::Format;
 use crate::{Error, Result};
-use conn::{Guards, Join, Slot, Start, Task};
+use conn::{Alarms, Guards, Join, Slot, Start, Task};
 
 /// A pool server: a [`Hub`], an [`App`], and the HTTP endpoints in front of them.
 #[derive(Clone)]
@@ -41,13 +41,17 @@ pub struct Server {
     connections: Arc<AtomicUsize>,
     per_ip: PerIp,
     tls: Option<Arc<Tls>>,
+    /// Rings every connection's timers (pings, heartbeats, write timeouts, token expiry).
+    alarms: Arc<Alarms>,
 }
 
 impl Server {
     /// A server for `hub` running `app`. Fails when the hub's configuration is invalid.
     pub fn new(hub: Hub, app: App) -> Result<Self> {
         hub.config().validate()?;
+        let alarms = Alarms::new(hub.config());
         Ok(Self {
+            alarms,
             hub,
             app: Arc::new(app),
             connections: Arc::new(AtomicUsize::new(0)),
@@ -357,12 +361,11 @@ async fn handshake(server: Server, peer: SocketAddr, mut req: Request) -> Respon
             join: params.join,
             deflate,
             ws_config,
+            alarms: server.alarms.clone(),
             guards: Guards { slot, ip: ip_slot },
         },
     );
-    if std::env::var_os("WSP_SIZES").is_some() {
-        eprintln!("SIZES task={}", std::mem::size_of_val(&task));
-    }
+    server.alarms.ensure_ticking();
     tokio::spawn(task);
     response
         .body(axum::body::Body::empty())

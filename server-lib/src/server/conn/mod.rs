@@ -2,21 +2,20 @@
 //! outbound queue in batches, pings, and closes with the right code.
 //!
 //! A single task (not a reader and a writer) keeps an idle connection small: one future, one
-//! socket, no split lock. While a batch is being written the task does not read; every write
+//! socket, no split lock, no timer (a shared ticker rings its alarm: `alarms.rs`). While a batch is being written the task does not read; every write
 //! is bounded by `write_timeout`, so a peer that stops reading is dropped, never waited on
 //! forever, and its full queue never slows anyone else.
 
+mod alarms;
 mod expiry;
 mod io;
 mod replies;
-mod stamp;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use std::future::Future as _;
 use std::task::Poll;
 
 use tokio::time::{timeout, Instant};
@@ -24,6 +23,7 @@ use wsp_proto::{Message as _, SendMsg};
 
 use crate::base::limits::{cause, RateLimit, Verdict};
 use crate::base::metrics::{FrameKind, Metrics, Source};
+use crate::base::stamp::Stamp;
 use crate::commands::app::{App, Context, Session};
 use crate::pool::client::ClientHandle;
 use crate::pool::hub::Hub;
@@ -36,9 +36,9 @@ use crate::transport::{write, Message, Role, WebSocket};
 use crate::wire::protocol::{
     now_ms, status, Command, Format, JsonReply, JsonRequest, Reply, CMD_ERROR,
 };
+pub(crate) use alarms::Alarms;
 use expiry::{expired, Expiry};
 use replies::{rate_limited, welcome};
-use stamp::Stamp;
 
 /// A server connection: the upgraded HTTP socket.
 pub(crate) type Socket = WebSocket<io::Io>;
@@ -76,6 +76,8 @@ pub(crate) struct Start {
     pub join: Join,
     pub deflate: Option<crate::transport::deflate::Params>,
     pub ws_config: crate::transport::socket::WsConfig,
+    /// The server's alarm ticker, which wakes the connection for its timers.
+    pub alarms: Arc<Alarms>,
     /// Released when the connection ends (the connection counts, per IP and in all).
     pub guards: Guards,
 }
@@ -100,28 +102,25 @@ impl Drop for Slot {
 
 type Busy = futures_util::future::BoxFuture<'static, ()>;
 
-pin_project_lite::pin_project! {
-    /// One connection, from the upgrade to the end: the task the server spawns for it.
-    ///
-    /// A future written by hand, not an `async fn`: while it waits it is only this struct
-    /// (the socket, the handles, the counters and one timer), with nothing kept for the
-    /// suspension points an `async fn` would lay out side by side. The rare steps (joining
-    /// the handshake's channels, a command, the close handshake) run as boxed futures.
-    pub(crate) struct Task {
-        // The connection's one timer: the next ping, the token's expiry, or a write that has
-        // waited `write_timeout`, whichever comes first.
-        #[pin]
-        timer: tokio::time::Sleep,
-        phase: Phase,
-    }
+/// One connection, from the upgrade to the end: the task the server spawns for it.
+///
+/// A future written by hand, not an `async fn`: while it waits it is only this struct (the
+/// socket, the handles and the counters), with nothing kept for the suspension points an
+/// `async fn` would lay out side by side, and no timer (its alarm is rung by [`Alarms`]). The
+/// rare steps (joining the handshake's channels, a command, the close handshake) run as boxed
+/// futures. Keep it small: tokio allocates the task in 128-byte steps, and this struct plus
+/// tokio's ~100-byte header fits in 512 (a test holds it there).
+pub(crate) struct Task {
+    phase: Phase,
 }
 
+// A connection spends its life serving: boxing `Conn` would only add an allocation to it.
+#[allow(clippy::large_enum_variant)]
 enum Phase {
     /// Waiting for hyper to hand the socket over.
     Upgrading(hyper::upgrade::OnUpgrade, Option<Box<Start>>),
-    /// Joining the handshake's channels and queuing the welcome frame.
-    Opening(Option<Conn>, Busy),
-    /// Reading, writing, pinging.
+    /// Reading, writing, pinging (and first, as its busy step, joining the handshake's
+    /// channels and queuing the welcome frame).
     Serving(Conn),
     /// Leaving the pool and closing.
     Finishing(Busy),
@@ -131,9 +130,7 @@ enum Phase {
 impl Task {
     /// The task of a connection whose handshake was accepted.
     pub(crate) fn new(upgrade: hyper::upgrade::OnUpgrade, start: Start) -> Self {
-        let wait = start.hub.config().handshake_timeout;
         Self {
-            timer: tokio::time::sleep(wait),
             phase: Phase::Upgrading(upgrade, Some(Box::new(start))),
         }
     }
@@ -143,27 +140,26 @@ impl std::future::Future for Task {
     type Output = ();
 
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
-        let mut this = self.project();
+        let this = self.get_mut();
         loop {
-            let next = match this.phase {
+            let next = match &mut this.phase {
                 Phase::Upgrading(upgrade, start) => {
                     let upgraded = std::task::ready!(std::pin::Pin::new(upgrade).poll(cx));
-                    let start = start.take().expect("started once");
+                    let mut start = start.take().expect("started once");
                     match upgraded {
                         Ok(upgraded) => {
+                            let join = std::mem::take(&mut start.join);
                             let mut conn = Conn::new(upgraded, *start);
-                            this.timer.as_mut().reset(conn.next_wake());
-                            if conn.hub.config().echo {
-                                Phase::Serving(conn)
-                            } else {
+                            conn.arm();
+                            if !conn.hub.config().echo {
                                 let (hub, app, client) =
                                     (conn.hub.clone(), conn.app.clone(), conn.client.clone());
-                                let join = conn.join.take().map(|j| *j).unwrap_or_default();
-                                let open: Busy = Box::pin(async move {
+                                conn.busy = Some(Box::pin(async move {
                                     open(&hub, &app, &client, &join).await;
-                                });
-                                Phase::Opening(Some(conn), open)
+                                }));
                             }
+                            tracing::debug!(client_id = %conn.client.id(), compressed = conn.ws.deflate().is_some(), "connected");
+                            Phase::Serving(conn)
                         }
                         Err(e) => {
                             tracing::debug!(error = %e, "upgrade failed");
@@ -174,22 +170,21 @@ impl std::future::Future for Task {
                         }
                     }
                 }
-                Phase::Opening(conn, open) => {
-                    std::task::ready!(open.as_mut().poll(cx));
-                    let conn = conn.take().expect("opened once");
-                    tracing::debug!(client_id = %conn.id, compressed = conn.ws.deflate().is_some(), "connected");
-                    Phase::Serving(conn)
-                }
                 Phase::Serving(conn) => {
-                    let end = std::task::ready!(conn.poll_serve(cx, this.timer.as_mut()));
-                    let Phase::Serving(conn) = std::mem::replace(this.phase, Phase::Done) else {
+                    let end = std::task::ready!(conn.poll_serve(cx));
+                    let Phase::Serving(conn) = std::mem::replace(&mut this.phase, Phase::Done)
+                    else {
                         unreachable!("serving")
                     };
                     Phase::Finishing(Box::pin(async move {
                         let Conn {
-                            ws, hub, app, id, ..
+                            ws,
+                            hub,
+                            app,
+                            client,
+                            ..
                         } = conn;
-                        finish(ws, &hub, &app, &id, end).await;
+                        finish(ws, &hub, &app, client.id(), end).await;
                     }))
                 }
                 Phase::Finishing(done) => {
@@ -198,7 +193,7 @@ impl std::future::Future for Task {
                 }
                 Phase::Done => return Poll::Ready(()),
             };
-            *this.phase = next;
+            this.phase = next;
         }
     }
 }
@@ -209,16 +204,14 @@ struct Conn {
     hub: Hub,
     app: Arc<App>,
     client: ClientHandle,
-    /// The client's id (a reference count, no copy).
-    id: Arc<str>,
-    /// The handshake's uid and channels, until they are applied (boxed: gone once open).
-    join: Option<Box<Join>>,
+    alarms: Arc<Alarms>,
     /// Made at the first command: a connection that only listens never needs one.
     session: Option<Session>,
     /// Frames taken from the outbox, being written.
     batch: VecDeque<Item>,
     streaming: Option<Box<Streaming>>,
-    /// A command being handled: the next frame is read once it is done (in order).
+    /// A command being handled (first: the handshake's joins and the welcome): the next frame
+    /// is read once it is done (in order).
     busy: Option<Busy>,
     last_seen: Stamp,
     next_ping: Stamp,
@@ -235,9 +228,10 @@ impl Conn {
             hub,
             app,
             client,
-            join,
+            join: _,
             deflate,
             ws_config,
+            alarms,
             guards,
         } = start;
         let cfg = hub.config();
@@ -245,8 +239,7 @@ impl Conn {
         let ws = WebSocket::new(io, Role::Server, deflate, &ws_config, leftover);
         Self {
             ws,
-            id: client.id_arc().clone(),
-            join: Some(Box::new(join)),
+            alarms,
             session: None,
             batch: VecDeque::new(),
             streaming: None,
@@ -263,28 +256,27 @@ impl Conn {
         }
     }
 
-    /// When the timer must fire next.
-    fn next_wake(&self) -> Instant {
-        let mut at = self.expiry.first(self.next_ping.instant());
+    /// Sets the alarm for the next thing due: the next ping, the token's expiry, or a write
+    /// that has waited `write_timeout`, whichever comes first.
+    fn arm(&self) {
+        let mut at = self.expiry.first(self.next_ping);
         if let Some(since) = self.stalled {
-            at = at.min(since.instant() + self.hub.config().write_timeout);
+            at = at.min(Stamp::of(since.instant() + self.hub.config().write_timeout));
         }
-        at
+        self.alarms.set(&self.client, at);
     }
 
     /// Does everything that can be done now; `Ready` when the connection ends, and why.
-    fn poll_serve(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-        mut timer: std::pin::Pin<&mut tokio::time::Sleep>,
-    ) -> Poll<End> {
+    fn poll_serve(&mut self, cx: &mut std::task::Context<'_>) -> Poll<End> {
         loop {
             let mut progress = false;
+            // Whether the outbox holds this task's waker (it also carries the alarm's ring).
+            let mut registered = false;
             if let Some(busy) = self.busy.as_mut() {
                 if busy.as_mut().poll(cx).is_ready() {
                     self.busy = None;
                     progress = true;
-                    if let Some(end) = self.after_command(timer.as_mut()) {
+                    if let Some(end) = self.after_command() {
                         return Poll::Ready(end);
                     }
                 }
@@ -296,15 +288,18 @@ impl Conn {
                         progress = true;
                     }
                     Poll::Ready(Err(e)) => {
-                        self.app
-                            .errored(&self.hub, &self.id, &format!("write failed: {e}"));
+                        self.app.errored(
+                            &self.hub,
+                            self.client.id(),
+                            &format!("write failed: {e}"),
+                        );
                         return Poll::Ready(End::Gone);
                     }
                     Poll::Pending if self.stalled.is_none() => {
                         // The socket is full: bound the wait (almost every batch fits at
                         // once, so this costs no timer in the common case).
                         self.stalled = Some(Stamp::now());
-                        timer.as_mut().reset(self.next_wake());
+                        self.arm();
                     }
                     Poll::Pending => {}
                 }
@@ -324,14 +319,15 @@ impl Conn {
                             return Poll::Ready(End::Close(close));
                         }
                     }
-                } else if let Poll::Ready(b) = self.client.outbox().poll_next(cx, &mut self.batch) {
-                    progress = true;
-                    match b {
-                        Batch::Close(close) => return Poll::Ready(End::Close(close)),
-                        Batch::Frames => {
+                } else {
+                    match self.client.outbox().poll_next(cx, &mut self.batch) {
+                        Poll::Ready(Batch::Close(close)) => return Poll::Ready(End::Close(close)),
+                        Poll::Ready(Batch::Frames) => {
+                            progress = true;
                             self.streaming =
                                 queue_batch(&mut self.ws, &mut self.batch, self.hub.metrics());
                         }
+                        Poll::Pending => registered = true,
                     }
                 }
             }
@@ -342,7 +338,8 @@ impl Conn {
                         None => return Poll::Ready(End::Gone),
                         Some(Err(e)) => match e.close_code() {
                             Some(c) => {
-                                self.app.errored(&self.hub, &self.id, &e.to_string());
+                                self.app
+                                    .errored(&self.hub, self.client.id(), &e.to_string());
                                 return Poll::Ready(End::Close(Close::new(c, e.to_string())));
                             }
                             None => return Poll::Ready(End::Gone),
@@ -352,29 +349,42 @@ impl Conn {
                     if let Some(end) = self.on_frame(msg) {
                         return Poll::Ready(end);
                     }
-                    if let Some(end) = self.after_command(timer.as_mut()) {
+                    if let Some(end) = self.after_command() {
                         return Poll::Ready(end);
                     }
                 }
             }
-            if timer.as_mut().poll(cx).is_ready() {
+            if self.client.take_rung() {
                 if let Some(end) = self.on_timer() {
                     return Poll::Ready(end);
                 }
-                timer.as_mut().reset(self.next_wake());
+                self.arm();
                 progress = true;
             }
             if !progress {
+                if !registered {
+                    self.client.outbox().register(cx.waker());
+                    // Rung between the check above and the registration: go round again.
+                    if self.client.take_rung() {
+                        if let Some(end) = self.on_timer() {
+                            return Poll::Ready(end);
+                        }
+                        self.arm();
+                        continue;
+                    }
+                }
                 return Poll::Pending;
             }
         }
     }
 
     /// After a frame or a command: the rate limit may close, `refresh` may move the expiry.
-    fn after_command(&mut self, timer: std::pin::Pin<&mut tokio::time::Sleep>) -> Option<End> {
+    fn after_command(&mut self) -> Option<End> {
         let cfg = self.hub.config();
         if self.limit.closing() {
-            self.hub.refusals().note(cause::RATE_CLOSE, &self.id);
+            self.hub
+                .refusals()
+                .note(cause::RATE_CLOSE, self.client.id());
             return Some(End::Close(Close::new(
                 code::POLICY,
                 format!(
@@ -384,16 +394,16 @@ impl Conn {
             )));
         }
         if self.expiry.changed(&self.client) {
-            timer.reset(self.next_wake());
+            self.arm();
         }
         None
     }
 
-    /// The timer fired: a write that waited too long, the token's expiry, or the next ping.
+    /// The alarm rang: a write that waited too long, the token's expiry, or the next ping.
     fn on_timer(&mut self) -> Option<End> {
         let cfg = self.hub.config();
         if self.expiry.passed() {
-            return Some(End::Close(expired(&self.hub, &self.id)));
+            return Some(End::Close(expired(&self.hub, self.client.id())));
         }
         if let Some(since) = self.stalled {
             if since.elapsed() >= cfg.write_timeout {
@@ -401,7 +411,7 @@ impl Conn {
                     "write timed out after {:?}: the peer stopped reading",
                     cfg.write_timeout
                 );
-                self.app.errored(&self.hub, &self.id, &why);
+                self.app.errored(&self.hub, self.client.id(), &why);
                 return Some(End::Gone);
             }
         }
@@ -435,14 +445,16 @@ impl Conn {
         {
             Verdict::Pass => m.message,
             Verdict::Warn => {
-                self.hub.refusals().note(cause::RATE, &self.id);
+                self.hub.refusals().note(cause::RATE, self.client.id());
                 self.client
                     .send(rate_limited(&m.message, self.client.id(), cfg));
                 return None;
             }
             Verdict::Drop => return None,
             Verdict::Close => {
-                self.hub.refusals().note(cause::RATE_CLOSE, &self.id);
+                self.hub
+                    .refusals()
+                    .note(cause::RATE_CLOSE, self.client.id());
                 return Some(End::Close(Close::new(
                     code::POLICY,
                     format!(
@@ -475,7 +487,7 @@ impl Conn {
             Message::Text(t) if t.as_str().is_empty() => {}
             Message::Binary(b) if b.is_empty() => {}
             Message::Text(_) | Message::Binary(_) if self.expiry.passed() => {
-                return Some(End::Close(expired(&self.hub, &self.id)));
+                return Some(End::Close(expired(&self.hub, self.client.id())));
             }
             Message::Text(t) => match serde_json::from_str::<JsonRequest>(t.as_str()) {
                 Ok(req) => self.command(Command::from_json(req, &crate::commands::Table)),
@@ -533,7 +545,7 @@ impl Conn {
                 self.limit
                     .take(extra as u32, cfg.max_messages_per_sec, cfg.message_burst);
             if verdict != Verdict::Pass {
-                self.hub.refusals().note(cause::RATE, &self.id);
+                self.hub.refusals().note(cause::RATE, self.client.id());
                 let reply = Reply::error(
                     status::TOO_MANY,
                     format!(
@@ -738,4 +750,15 @@ async fn close_handshake(ws: &mut Socket, close: Close, limit: Duration) {
         let _ = ws.shutdown().await;
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    /// tokio allocates a task as its ~100-byte header plus this future, rounded up to 128
+    /// bytes: at most 400 keeps every idle connection's task in 512.
+    #[test]
+    fn the_task_fits_tokios_512_byte_cell() {
+        let size = std::mem::size_of::<super::Task>();
+        assert!(size <= 400, "the connection task grew to {size} bytes");
+    }
 }

@@ -1,7 +1,7 @@
-//! A connection's points in time, kept small: milliseconds since the first connection, in 8
-//! bytes where tokio's `Instant` takes 16 (and `Option<Instant>` 24). A connection keeps three
-//! (last heard from, next ping, stalled since); millisecond resolution is plenty for timeouts
-//! counted in seconds.
+//! A connection's points in time, kept small: milliseconds since the process first asked, in 8
+//! bytes where tokio's `Instant` takes 16 (and `Option<Instant>` 24). A connection keeps a few
+//! (last heard from, next ping, stalled since, its rate limit's last refill, its alarm);
+//! millisecond resolution is plenty for timeouts counted in seconds.
 
 use std::num::NonZeroU64;
 use std::sync::OnceLock;
@@ -16,31 +16,42 @@ fn epoch() -> Instant {
 
 /// A point in time (`Option<Stamp>` is 8 bytes too).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) struct Stamp(NonZeroU64);
+pub(crate) struct Stamp(NonZeroU64);
 
 impl Stamp {
     /// Now.
-    pub(super) fn now() -> Self {
+    pub(crate) fn now() -> Self {
         Self::of(Instant::now())
     }
 
     /// `d` from now.
-    pub(super) fn after(d: Duration) -> Self {
+    pub(crate) fn after(d: Duration) -> Self {
         Self::of(Instant::now() + d)
     }
 
-    fn of(at: Instant) -> Self {
+    /// The stamp of `at` (rounded down to the millisecond).
+    pub(crate) fn of(at: Instant) -> Self {
         let ms = at.saturating_duration_since(epoch()).as_millis() as u64;
         Self(NonZeroU64::new(ms + 1).expect("ms + 1 > 0"))
     }
 
-    /// As an `Instant` (for the timer).
-    pub(super) fn instant(self) -> Instant {
+    /// The stamp as a number (never 0), to keep in an atomic.
+    pub(crate) fn get(self) -> u64 {
+        self.0.get()
+    }
+
+    /// As an `Instant`.
+    pub(crate) fn instant(self) -> Instant {
         epoch() + Duration::from_millis(self.0.get() - 1)
     }
 
+    /// Time from `earlier` to this (zero if `earlier` is later).
+    pub(crate) fn since(self, earlier: Stamp) -> Duration {
+        Duration::from_millis(self.0.get().saturating_sub(earlier.0.get()))
+    }
+
     /// Time since.
-    pub(super) fn elapsed(self) -> Duration {
+    pub(crate) fn elapsed(self) -> Duration {
         self.instant().elapsed()
     }
 }
