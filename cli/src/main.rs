@@ -50,6 +50,17 @@ enum Command {
     BenchWorker,
 }
 
+/// jemalloc, not the system allocator: an idle pool's connections are small long-lived
+/// allocations between the handshake's short-lived buffers, which glibc's heap keeps fragmented
+/// (docs/ARCHITECTURE.md, "What an idle connection costs").
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's settings: a background thread gives freed pages back to the system within about
+/// a second (`dirty_decay_ms`), so RSS follows a drained history or a burst's buffers down.
+#[export_name = "_rjem_malloc_conf"]
+static MALLOC_CONF: &[u8; 43] = b"background_thread:true,dirty_decay_ms:1000\0";
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {

@@ -154,3 +154,14 @@ impl std::fmt::Debug for ClientHandle {
         f.debug_tuple("ClientHandle").field(&self.id()).finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// A handle's shared part is one allocation per client: kept within jemalloc's 160-byte
+    /// class (with its reference counts).
+    #[test]
+    fn a_handle_stays_small() {
+        let size = std::mem::size_of::<super::Shared>() + 16;
+        assert!(size <= 160, "a client's handle grew to {size} bytes");
+    }
+}

@@ -1,5 +1,6 @@
 //! The fourth layer: the pool itself. [`hub`]: [`Hub`](hub::Hub), the pool's API over the
-//! local [`registry`] or a [`cluster`] backend; [`client`]: one client's handle and its bounded
+//! local [`registry`] (its table of clients: `clients`) or a [`cluster`] backend; [`client`]:
+//! one client's handle and its bounded
 //! [`outbox`]; [`stream`]: a message written in parts; [`presence`]: the vocabulary of routes,
 //! queries and presence changes; [`history`]: channel history and recovery.
 //!
@@ -7,6 +8,7 @@
 //! a cluster backend (`crate::redis`) reaches the pool through [`cluster::Local`], not the hub.
 
 pub mod client;
+mod clients;
 pub mod cluster;
 pub mod history;
 pub mod hub;

@@ -49,7 +49,8 @@ pub(crate) enum Batch {
 #[derive(Default)]
 struct Inner {
     frames: VecDeque<Item>,
-    close: Option<Close>,
+    /// Boxed: set once, at the end (every idle client's handle is 24 bytes smaller).
+    close: Option<Box<Close>>,
 }
 
 /// Bounded multi-producer, single-consumer queue of frames for one client.
@@ -58,7 +59,8 @@ pub(crate) struct Outbox {
     // an idle client costs no allocation (an empty VecDeque allocates nothing).
     inner: Mutex<Inner>,
     waker: AtomicWaker,
-    capacity: usize,
+    /// At most this many frames (a `u32` beside the policy: one word for both).
+    capacity: u32,
     policy: SlowPolicy,
     dropped: AtomicU64,
 }
@@ -68,7 +70,7 @@ impl Outbox {
         Self {
             inner: Mutex::new(Inner::default()),
             waker: AtomicWaker::new(),
-            capacity,
+            capacity: u32::try_from(capacity).unwrap_or(u32::MAX),
             policy,
             dropped: AtomicU64::new(0),
         }
@@ -86,7 +88,7 @@ impl Outbox {
             if inner.close.is_some() {
                 return Pushed::Closed;
             }
-            if inner.frames.len() < self.capacity {
+            if inner.frames.len() < self.capacity as usize {
                 inner.frames.push_back(frame);
                 Pushed::Queued
             } else {
@@ -94,7 +96,7 @@ impl Outbox {
                     SlowPolicy::Drop => Pushed::Dropped,
                     SlowPolicy::Close => {
                         inner.frames.clear();
-                        inner.close = Some(Close::slow_consumer());
+                        inner.close = Some(Box::new(Close::slow_consumer()));
                         Pushed::Closed
                     }
                 }
@@ -115,7 +117,7 @@ impl Outbox {
             let mut inner = self.lock();
             if inner.close.is_none() {
                 inner.frames.clear();
-                inner.close = Some(close);
+                inner.close = Some(Box::new(close));
             }
         }
         self.waker.wake();
@@ -168,7 +170,7 @@ impl Outbox {
     fn take(&self, out: &mut VecDeque<Item>) -> Option<Batch> {
         let mut inner = self.lock();
         if let Some(close) = &inner.close {
-            return Some(Batch::Close(close.clone()));
+            return Some(Batch::Close(Close::clone(close)));
         }
         if inner.frames.is_empty() {
             return None;

@@ -10,69 +10,11 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::pool::client::ClientHandle;
+use crate::pool::clients::Clients;
 use crate::pool::outbox::Pushed;
 use crate::pool::presence::{Answer, Delivery, Info, Query, Route};
 
 type Snapshot = Arc<[ClientHandle]>;
-
-/// A client here. Most clients of a big pool never bind a uid, join only in the URL or not at
-/// all, and set no info: what they have beyond the handle is boxed, and made on first use (an
-/// entry is 16 bytes, not 136: the table holds ~1.6 slots per client).
-struct Entry {
-    handle: ClientHandle,
-    more: Option<Box<More>>,
-}
-
-/// A client's uid, channels and info; `None` in its entry while all three are empty.
-#[derive(Default)]
-struct More {
-    uid: Option<String>,
-    channels: HashSet<String>,
-    info: Info,
-}
-
-/// The info of a client that set none.
-static NO_INFO: Info = Info::new();
-
-impl Entry {
-    fn uid(&self) -> Option<&str> {
-        self.more.as_ref()?.uid.as_deref()
-    }
-
-    fn channels(&self) -> impl Iterator<Item = &String> {
-        self.more.iter().flat_map(|m| m.channels.iter())
-    }
-
-    fn channel_count(&self) -> usize {
-        self.more.as_ref().map_or(0, |m| m.channels.len())
-    }
-
-    fn in_channel(&self, channel: &str) -> bool {
-        self.more
-            .as_ref()
-            .is_some_and(|m| m.channels.contains(channel))
-    }
-
-    fn info(&self) -> &Info {
-        self.more.as_ref().map_or(&NO_INFO, |m| &m.info)
-    }
-
-    /// The uid, channels and info, made on first use.
-    fn more(&mut self) -> &mut More {
-        self.more.get_or_insert_with(Box::default)
-    }
-
-    /// Frees the uid, channels and info once all three are empty again.
-    fn tidy(&mut self) {
-        if self
-            .more
-            .as_ref()
-            .is_some_and(|m| m.uid.is_none() && m.channels.is_empty() && m.info.is_empty())
-        {
-            self.more = None;
-        }
-    }
-}
 
 #[derive(Default)]
 struct Channel {
@@ -82,7 +24,7 @@ struct Channel {
 
 #[derive(Default)]
 struct State {
-    clients: HashMap<Arc<str>, Entry>,
+    clients: Clients,
     uids: HashMap<String, BTreeSet<Arc<str>>>,
     channels: HashMap<String, Channel>,
     everyone: Option<Snapshot>,
@@ -153,11 +95,9 @@ impl Registry {
     /// Adds a client; `false` when its id is already taken.
     pub fn insert(&self, handle: ClientHandle) -> bool {
         let mut s = self.write();
-        let id = handle.id_arc().clone();
-        if s.clients.contains_key(&id) {
+        if !s.clients.insert(handle) {
             return false;
         }
-        s.clients.insert(id, Entry { handle, more: None });
         s.everyone = None;
         true
     }
@@ -404,10 +344,10 @@ impl Registry {
     pub fn entries(&self) -> Vec<(String, Option<String>, Vec<String>, Info)> {
         let s = self.read();
         s.clients
-            .iter()
-            .map(|(id, e)| {
+            .values()
+            .map(|e| {
                 (
-                    id.to_string(),
+                    e.handle.id().to_string(),
                     e.uid().map(String::from),
                     e.channels().cloned().collect(),
                     e.info().clone(),
@@ -463,7 +403,7 @@ impl Registry {
         };
         let members = |ch: &str| s.channels.get(ch).map(|c| &c.members);
         match query {
-            Query::IsOnline(id) => Answer::Bool(s.clients.contains_key(id.as_str())),
+            Query::IsOnline(id) => Answer::Bool(s.clients.contains_key(id)),
             Query::IsUidOnline(uid) => Answer::Bool(s.uids.contains_key(uid.as_str())),
             Query::UidByClientId(id) => Answer::Uid(
                 s.clients

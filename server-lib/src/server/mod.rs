@@ -152,7 +152,9 @@ async fn sweep_history(hub: crate::pool::hub::WeakHub) {
 }
 
 /// Returns the allocator's free pages to the system (glibc's `malloc_trim`): freed messages
-/// otherwise stay in the process's heap arenas, reusable but counted in RSS.
+/// otherwise stay in the process's heap arenas, reusable but counted in RSS. Under another
+/// global allocator this does nothing; the `wsp` binary's jemalloc gives pages back by itself
+/// (a background thread, within about a second).
 fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks the allocator's own free lists; it takes no pointer.

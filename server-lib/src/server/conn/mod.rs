@@ -219,6 +219,10 @@ struct Conn {
     stalled: Option<Stamp>,
     limit: RateLimit,
     expiry: Expiry,
+    /// What is being written is the welcome or a ping: once it is out, the buffers it took are
+    /// given back (most of a pool's connections are idle between the two, and thousands of
+    /// small leftover buffers are RSS; a busy connection keeps its buffers between pings).
+    settle: bool,
     _guards: Guards,
 }
 
@@ -249,6 +253,7 @@ impl Conn {
             stalled: None,
             limit: RateLimit::new(cfg.message_burst),
             expiry: Expiry::of(&client),
+            settle: true,
             _guards: guards,
             hub,
             app,
@@ -286,6 +291,10 @@ impl Conn {
                     Poll::Ready(Ok(())) => {
                         self.stalled = None;
                         progress = true;
+                        if self.settle && self.busy.is_none() && self.streaming.is_none() {
+                            self.settle = false;
+                            self.shrink_idle();
+                        }
                     }
                     Poll::Ready(Err(e)) => {
                         self.app.errored(
@@ -421,12 +430,9 @@ impl Conn {
                     cfg.heartbeat_timeout.as_secs(),
                 )));
             }
-            // Quiet since the last ping, perhaps: give back what a burst left allocated.
-            if self.batch.is_empty() && self.batch.capacity() > 0 {
-                self.batch = VecDeque::new();
-            }
-            self.client.outbox().shrink_idle();
-            self.ws.shrink_idle();
+            // Quiet since the last ping, perhaps: once the ping is out, give back what a burst
+            // left allocated (and what the ping took).
+            self.settle = true;
             self.next_ping = Stamp::after(cfg.ping_interval);
             if let Some(m) = self.hub.metrics() {
                 m.sent(FrameKind::Ping, 1, 2);
@@ -434,6 +440,16 @@ impl Conn {
             self.ws.queue_message(&Message::Ping(bytes::Bytes::new()));
         }
         None
+    }
+
+    /// Gives back the spare buffers of the batch, the outbox and the write queue (whatever is
+    /// still queued keeps its buffer).
+    fn shrink_idle(&mut self) {
+        if self.batch.is_empty() && self.batch.capacity() > 0 {
+            self.batch = VecDeque::new();
+        }
+        self.client.outbox().shrink_idle();
+        self.ws.shrink_idle();
     }
 
     /// Handles one frame from the peer; `Some` when the connection ends with it.
