@@ -72,10 +72,18 @@ impl ClientHandle {
         WeakClient(Arc::downgrade(&self.0))
     }
 
-    /// Sets the connection's alarm to `at`; false when it was set to `at` already (whoever
-    /// rings it has been told), true when the ringer must be told of the new time.
+    /// Sets the connection's alarm to `at` unless it is set to ring sooner (or has rung and
+    /// not been seen): true when it was set, and whoever rings it must be told of the new time.
+    /// An alarm never moves later, so a connection posts at most one time per ring; ringing
+    /// early is harmless (the connection checks what is due and sets the next one).
     pub(crate) fn set_alarm(&self, at: Stamp) -> bool {
-        self.0.alarm.swap(at.get(), Ordering::AcqRel) != at.get()
+        let at = at.get();
+        self.0
+            .alarm
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
+                (now == UNSET || (now != RUNG && now > at)).then_some(at)
+            })
+            .is_ok()
     }
 
     /// The alarm rang (and is now unset): the connection's timers are due.

@@ -6,9 +6,10 @@
 //! here; a tokio timer would cost every task 112 bytes and a registration in tokio's wheel.
 //!
 //! Posts are kept in buckets of one tick each (a coarse timing wheel): the ticker takes every
-//! bucket that is due and rings its clients' alarms. A client whose alarm has moved since it
-//! posted, or that is gone, is skipped: a bucket keeps only weak handles, so it never keeps a
-//! client alive, and it is emptied at its tick. Timers fire up to one tick late (at most
+//! bucket that is due and rings its clients' alarms. A client whose alarm is not due (it rang
+//! already), or that is gone, is skipped: a bucket keeps only weak handles, so it never keeps a
+//! client alive, and it is emptied at its tick. An alarm only moves sooner (see
+//! [`ClientHandle::set_alarm`]), so a connection posts at most once per ring. Timers fire up to one tick late (at most
 //! 100 ms, and at most a tenth of the shortest of the three intervals).
 
 use std::collections::BTreeMap;
@@ -46,7 +47,7 @@ impl Alarms {
         })
     }
 
-    /// Sets `client`'s alarm to `at` (a no-op when it is set to that already).
+    /// Sets `client`'s alarm to `at` (a no-op when it is set to ring sooner).
     pub(crate) fn set(&self, client: &ClientHandle, at: Stamp) {
         if client.set_alarm(at) {
             // The first tick strictly after `at`, so the ringing never comes early.
@@ -131,13 +132,28 @@ mod tests {
     }
 
     #[test]
-    fn a_moved_alarm_rings_at_its_new_time_and_a_gone_client_is_skipped() {
+    fn the_soonest_alarm_wins_and_a_gone_client_is_skipped() {
         let alarms = Alarms::new(&ServerConfig::default());
         let c = client();
-        alarms.set(&c, Stamp::after(Duration::from_secs(1)));
         alarms.set(&c, Stamp::after(Duration::from_secs(60)));
-        assert_eq!(alarms.ring_due(Stamp::after(Duration::from_secs(2))), 0);
-        assert_eq!(alarms.ring_due(Stamp::after(Duration::from_secs(61))), 1);
+        alarms.set(&c, Stamp::after(Duration::from_secs(1)));
+        alarms.set(&c, Stamp::after(Duration::from_secs(30)));
+        assert_eq!(
+            alarms.lock().values().map(Vec::len).sum::<usize>(),
+            2,
+            "a later time is not posted"
+        );
+        assert_eq!(
+            alarms.ring_due(Stamp::after(Duration::from_secs(2))),
+            1,
+            "rings at the soonest"
+        );
+        assert!(c.take_rung());
+        assert_eq!(
+            alarms.ring_due(Stamp::after(Duration::from_secs(61))),
+            0,
+            "nothing set since"
+        );
         let gone = client();
         alarms.set(&gone, Stamp::now());
         drop(gone);
