@@ -3,7 +3,7 @@
 //! cause and logs each cause once (then a summary at most once a minute), never once per frame.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,11 +29,13 @@ pub(crate) struct RateLimit {
     tokens: f32,
     /// Refilled up to here (milliseconds: the fraction is carried to the next refill).
     last: Stamp,
-    /// Frames dropped since the bucket was last full.
+    /// Frames dropped since the bucket was last full; [`CLOSING`] once a whole burst's worth
+    /// went over and the connection must close (16 bytes in all, not 24).
     over: u32,
-    /// A whole burst's worth went over: the connection must close.
-    close: bool,
 }
+
+/// `RateLimit::over` once the connection must close.
+const CLOSING: u32 = u32::MAX;
 
 impl RateLimit {
     /// A full bucket.
@@ -42,13 +44,12 @@ impl RateLimit {
             tokens: burst as f32,
             last: Stamp::now(),
             over: 0,
-            close: false,
         }
     }
 
     /// The limit said [`Verdict::Close`]: the connection must end (1008).
     pub(crate) fn closing(&self) -> bool {
-        self.close
+        self.over == CLOSING
     }
 
     /// Charges `n` frames (a frame read costs one; a send also costs one more per extra
@@ -56,6 +57,9 @@ impl RateLimit {
     pub(crate) fn take(&mut self, n: u32, rate: u32, burst: u32) -> Verdict {
         if rate == 0 {
             return Verdict::Pass;
+        }
+        if self.over == CLOSING {
+            return Verdict::Close;
         }
         let now = Stamp::now();
         let elapsed = now.since(self.last).as_secs_f32();
@@ -71,7 +75,7 @@ impl RateLimit {
         let first = self.over == 0;
         self.over = self.over.saturating_add(n);
         if self.over > burst {
-            self.close = true;
+            self.over = CLOSING;
             Verdict::Close
         } else if first {
             Verdict::Warn
@@ -89,7 +93,9 @@ pub(crate) struct PerIp(Arc<Mutex<HashMap<IpAddr, u32>>>);
 #[derive(Debug)]
 pub(crate) struct IpSlot {
     map: PerIp,
-    ip: IpAddr,
+    /// The address as IPv6 (an IPv4 one mapped): 16 bytes where an `IpAddr` takes 17, and 24
+    /// in the slot a connection keeps.
+    ip: Ipv6Addr,
 }
 
 impl PerIp {
@@ -103,18 +109,25 @@ impl PerIp {
         *n += 1;
         Some(IpSlot {
             map: self.clone(),
-            ip,
+            ip: match ip {
+                IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+                IpAddr::V6(v6) => v6,
+            },
         })
     }
 }
 
 impl Drop for IpSlot {
     fn drop(&mut self) {
+        let ip = match self.ip.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(self.ip),
+        };
         let mut map = self.map.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = map.get_mut(&self.ip) {
+        if let Some(n) = map.get_mut(&ip) {
             *n -= 1;
             if *n == 0 {
-                map.remove(&self.ip);
+                map.remove(&ip);
             }
         }
     }

@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::task::{Context, Poll};
 
@@ -53,16 +53,21 @@ struct Inner {
     close: Option<Box<Close>>,
 }
 
+/// The top bit of `Outbox::bound`: a full queue drops the frame ([`SlowPolicy::Drop`]).
+const DROP_BIT: u32 = 1 << 31;
+
 /// Bounded multi-producer, single-consumer queue of frames for one client.
 pub(crate) struct Outbox {
     // A std Mutex: critical sections are a push or a swap, never held across an await, and
     // an idle client costs no allocation (an empty VecDeque allocates nothing).
     inner: Mutex<Inner>,
     waker: AtomicWaker,
-    /// At most this many frames (a `u32` beside the policy: one word for both).
-    capacity: u32,
-    policy: SlowPolicy,
-    dropped: AtomicU64,
+    /// At most this many frames (up to 2^31 - 1), and in the top bit the policy when full
+    /// ([`DROP_BIT`]: drop; clear: close): with `dropped`, one word for the three (an idle
+    /// client's handle fits 128 bytes).
+    bound: u32,
+    /// Frames dropped (saturating at 4,294,967,295).
+    dropped: AtomicU32,
 }
 
 impl Outbox {
@@ -70,9 +75,12 @@ impl Outbox {
         Self {
             inner: Mutex::new(Inner::default()),
             waker: AtomicWaker::new(),
-            capacity: u32::try_from(capacity).unwrap_or(u32::MAX),
-            policy,
-            dropped: AtomicU64::new(0),
+            bound: u32::try_from(capacity).unwrap_or(u32::MAX).min(!DROP_BIT)
+                | match policy {
+                    SlowPolicy::Drop => DROP_BIT,
+                    SlowPolicy::Close => 0,
+                },
+            dropped: AtomicU32::new(0),
         }
     }
 
@@ -88,23 +96,24 @@ impl Outbox {
             if inner.close.is_some() {
                 return Pushed::Closed;
             }
-            if inner.frames.len() < self.capacity as usize {
+            if inner.frames.len() < (self.bound & !DROP_BIT) as usize {
                 inner.frames.push_back(frame);
                 Pushed::Queued
             } else {
-                match self.policy {
-                    SlowPolicy::Drop => Pushed::Dropped,
-                    SlowPolicy::Close => {
-                        inner.frames.clear();
-                        inner.close = Some(Box::new(Close::slow_consumer()));
-                        Pushed::Closed
-                    }
+                if self.bound & DROP_BIT != 0 {
+                    Pushed::Dropped
+                } else {
+                    inner.frames.clear();
+                    inner.close = Some(Box::new(Close::slow_consumer()));
+                    Pushed::Closed
                 }
             }
         };
         match result {
             Pushed::Dropped => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
+                let _ = self
+                    .dropped
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_add(1));
             }
             _ => self.waker.wake(),
         }
@@ -145,7 +154,7 @@ impl Outbox {
 
     /// Frames dropped for this client under [`SlowPolicy::Drop`].
     pub(crate) fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        u64::from(self.dropped.load(Ordering::Relaxed))
     }
 
     /// Waits until there is something to do, then moves every queued frame into `out`.

@@ -31,29 +31,33 @@ use crate::transport::close::Close;
 use crate::transport::{handshake, WsConfig};
 use crate::wire::protocol::Format;
 use crate::{Error, Result};
-use conn::{Alarms, Guards, Join, Slot, Start, Task};
+use conn::{Alarms, Ctx, Guards, Join, Slot, Start, Task};
 
 /// A pool server: a [`Hub`], an [`App`], and the HTTP endpoints in front of them.
 #[derive(Clone)]
 pub struct Server {
     hub: Hub,
-    app: Arc<App>,
     connections: Arc<AtomicUsize>,
     per_ip: PerIp,
     tls: Option<Arc<Tls>>,
-    /// Rings every connection's timers (pings, heartbeats, write timeouts, token expiry).
-    alarms: Arc<Alarms>,
+    /// What every connection shares: the hub, the app, and the alarm ticker that rings every
+    /// connection's timers (pings, heartbeats, write timeouts, token expiry).
+    ctx: Arc<Ctx>,
 }
 
 impl Server {
     /// A server for `hub` running `app`. Fails when the hub's configuration is invalid.
     pub fn new(hub: Hub, app: App) -> Result<Self> {
         hub.config().validate()?;
-        let alarms = Alarms::new(hub.config());
+        let app = Arc::new(app);
+        let ctx = Arc::new(Ctx {
+            hub: hub.clone(),
+            app: app.clone(),
+            alarms: Alarms::new(hub.config()),
+        });
         Ok(Self {
-            alarms,
+            ctx,
             hub,
-            app: Arc::new(app),
             connections: Arc::new(AtomicUsize::new(0)),
             per_ip: PerIp::default(),
             tls: None,
@@ -357,17 +361,15 @@ async fn handshake(server: Server, peer: SocketAddr, mut req: Request) -> Respon
     let task = Task::new(
         on_upgrade,
         Start {
-            hub: server.hub.clone(),
-            app: server.app.clone(),
+            ctx: server.ctx.clone(),
             client,
             join: params.join,
             deflate,
             ws_config,
-            alarms: server.alarms.clone(),
             guards: Guards { slot, ip: ip_slot },
         },
     );
-    server.alarms.ensure_ticking();
+    server.ctx.alarms.ensure_ticking();
     tokio::spawn(task);
     response
         .body(axum::body::Body::empty())
