@@ -408,6 +408,10 @@ impl Conn {
                     }
                 }
             }
+            if !registered {
+                // Before the check below: a ring after it wakes this registration.
+                self.client.outbox().register(cx.waker());
+            }
             if self.client.take_rung() {
                 if let Some(end) = self.on_timer() {
                     return Poll::Ready(end);
@@ -416,17 +420,6 @@ impl Conn {
                 progress = true;
             }
             if !progress {
-                if !registered {
-                    self.client.outbox().register(cx.waker());
-                    // Rung between the check above and the registration: go round again.
-                    if self.client.take_rung() {
-                        if let Some(end) = self.on_timer() {
-                            return Poll::Ready(end);
-                        }
-                        self.arm();
-                        continue;
-                    }
-                }
                 return Poll::Pending;
             }
         }
