@@ -325,7 +325,8 @@ impl Conn {
                         if let Some(w) = self.work.as_mut() {
                             w.stalled = None;
                         }
-                        progress = true;
+                        // Not progress: what a finished write makes possible (the next batch,
+                        // the next part) comes below, in this same round.
                         if self.settle && !self.busy() && !self.streaming() {
                             self.settle = false;
                             self.shrink_idle();
