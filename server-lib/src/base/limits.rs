@@ -101,6 +101,9 @@ pub(crate) struct IpSlot {
 impl PerIp {
     /// Takes a slot for `ip`, or `None` when it already has `max` (0: no limit).
     pub(crate) fn acquire(&self, ip: IpAddr, max: usize) -> Option<IpSlot> {
+        // One key per client: an IPv4 client of a dual-stack listener (`::ffff:a.b.c.d`)
+        // counts as that IPv4 address, and its slot releases the key it took.
+        let ip = ip.to_canonical();
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let n = map.entry(ip).or_insert(0);
         if max > 0 && *n as usize >= max {
@@ -119,10 +122,7 @@ impl PerIp {
 
 impl Drop for IpSlot {
     fn drop(&mut self) {
-        let ip = match self.ip.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(self.ip),
-        };
+        let ip = IpAddr::V6(self.ip).to_canonical();
         let mut map = self.map.0.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(n) = map.get_mut(&ip) {
             *n -= 1;
@@ -293,6 +293,24 @@ mod tests {
         drop(a);
         assert!(p.acquire(ip, 2).is_some());
         assert!(p.acquire(ip, 0).is_some());
+    }
+
+    #[test]
+    fn a_mapped_ipv4_client_counts_as_its_ipv4_address_and_is_released() {
+        let p = PerIp::default();
+        let v4: IpAddr = "10.0.0.2".parse().unwrap();
+        let mapped: IpAddr = "::ffff:10.0.0.2".parse().unwrap();
+        let a = p.acquire(mapped, 1).unwrap();
+        assert!(p.acquire(v4, 1).is_none(), "the same client either way");
+        drop(a);
+        assert!(
+            p.0.lock().unwrap().is_empty(),
+            "released: {:?}",
+            p.0.lock().unwrap()
+        );
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        drop(p.acquire(v6, 1).unwrap());
+        assert!(p.0.lock().unwrap().is_empty());
     }
 
     #[test]
