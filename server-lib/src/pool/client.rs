@@ -38,7 +38,7 @@ pub(crate) struct WeakClient(Weak<Shared>);
 
 impl WeakClient {
     /// Rings the client's alarm if it is due at `now` (wakes its connection); false when the
-    /// client is gone or its alarm is not due (it moved later, or rang already).
+    /// client is gone or its alarm is not due (unset, not yet, or rung already).
     pub(crate) fn ring(&self, now: Stamp) -> bool {
         let Some(shared) = self.0.upgrade() else {
             return false;

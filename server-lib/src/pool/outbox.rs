@@ -99,14 +99,12 @@ impl Outbox {
             if inner.frames.len() < (self.bound & !DROP_BIT) as usize {
                 inner.frames.push_back(frame);
                 Pushed::Queued
+            } else if self.bound & DROP_BIT != 0 {
+                Pushed::Dropped
             } else {
-                if self.bound & DROP_BIT != 0 {
-                    Pushed::Dropped
-                } else {
-                    inner.frames.clear();
-                    inner.close = Some(Box::new(Close::slow_consumer()));
-                    Pushed::Closed
-                }
+                inner.frames.clear();
+                inner.close = Some(Box::new(Close::slow_consumer()));
+                Pushed::Closed
             }
         };
         match result {

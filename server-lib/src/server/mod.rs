@@ -36,7 +36,6 @@ use conn::{Alarms, Ctx, Guards, Join, Slot, Start, Task};
 /// A pool server: a [`Hub`], an [`App`], and the HTTP endpoints in front of them.
 #[derive(Clone)]
 pub struct Server {
-    hub: Hub,
     connections: Arc<AtomicUsize>,
     per_ip: PerIp,
     tls: Option<Arc<Tls>>,
@@ -49,15 +48,13 @@ impl Server {
     /// A server for `hub` running `app`. Fails when the hub's configuration is invalid.
     pub fn new(hub: Hub, app: App) -> Result<Self> {
         hub.config().validate()?;
-        let app = Arc::new(app);
-        let ctx = Arc::new(Ctx {
-            hub: hub.clone(),
-            app: app.clone(),
-            alarms: Alarms::new(hub.config()),
-        });
+        let alarms = Alarms::new(hub.config());
         Ok(Self {
-            ctx,
-            hub,
+            ctx: Arc::new(Ctx {
+                hub,
+                app: Arc::new(app),
+                alarms,
+            }),
             connections: Arc::new(AtomicUsize::new(0)),
             per_ip: PerIp::default(),
             tls: None,
@@ -72,7 +69,7 @@ impl Server {
 
     /// The pool.
     pub fn hub(&self) -> &Hub {
-        &self.hub
+        &self.ctx.hub
     }
 
     /// The axum router: `GET /ws` (WebSocket), `GET /healthz`, `GET /metrics` (unless metrics
@@ -83,16 +80,16 @@ impl Server {
         let mut router = Router::new()
             .route("/ws", get(upgrade))
             .route("/healthz", get(healthz));
-        if self.hub.metrics().is_some() {
+        if self.ctx.hub.metrics().is_some() {
             router = router.route("/metrics", get(metrics));
         }
         let router = router.with_state(self.clone());
         let api = Router::new()
             .route("/api", post(crate::server::api::call))
             .route("/api/batch", post(crate::server::api::batch))
-            .with_state(self.hub.clone());
+            .with_state(self.ctx.hub.clone());
         let mut router = router.merge(api);
-        if self.hub.config().demo {
+        if self.ctx.hub.config().demo {
             router = router
                 .route("/", get(crate::server::demo::page))
                 .route("/index", get(crate::server::demo::page));
@@ -110,13 +107,13 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        if self.hub.history().is_some() {
-            tokio::spawn(sweep_history(self.hub.downgrade()));
+        if self.ctx.hub.history().is_some() {
+            tokio::spawn(sweep_history(self.ctx.hub.downgrade()));
         }
         let serving = tokio::spawn(crate::server::listen::accept_loop(
             listener,
             self.router(),
-            self.hub.clone(),
+            self.ctx.hub.clone(),
             self.tls.clone(),
             async move {
                 let _ = stop_rx.await;
@@ -124,18 +121,18 @@ impl Server {
         ));
         shutdown.await;
         tracing::info!(
-            clients = self.hub.online_count(),
+            clients = self.ctx.hub.online_count(),
             "shutting down: closing every client with 1001"
         );
         let _ = stop_tx.send(());
-        self.hub.close_local(Close::going_away());
-        let deadline = tokio::time::Instant::now() + self.hub.config().close_timeout;
+        self.ctx.hub.close_local(Close::going_away());
+        let deadline = tokio::time::Instant::now() + self.ctx.hub.config().close_timeout;
         while self.connections.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline
         {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         // Upgraded sockets are ours, not hyper's: the HTTP side ends as soon as it stops accepting.
-        let _ = tokio::time::timeout(self.hub.config().close_timeout, serving).await;
+        let _ = tokio::time::timeout(self.ctx.hub.config().close_timeout, serving).await;
         Ok(())
     }
 }
@@ -168,7 +165,7 @@ fn release_free_memory() {
 }
 
 async fn healthz(State(server): State<Server>) -> impl IntoResponse {
-    let hub = &server.hub;
+    let hub = &server.ctx.hub;
     Json(json!({
         "status": "ok",
         "server_id": hub.config().server_id,
@@ -184,7 +181,7 @@ async fn healthz(State(server): State<Server>) -> impl IntoResponse {
 }
 
 async fn metrics(State(server): State<Server>) -> Response {
-    let hub = &server.hub;
+    let hub = &server.ctx.hub;
     let Some(m) = hub.metrics() else {
         return StatusCode::NOT_FOUND.into_response();
     };
@@ -227,7 +224,7 @@ async fn upgrade(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
 ) -> Response {
-    let hub = server.hub.clone();
+    let hub = server.ctx.hub.clone();
     let response = handshake(server, peer, req).await;
     if let Some(m) = hub.metrics() {
         m.handshake(response.status().as_u16());
@@ -237,7 +234,7 @@ async fn upgrade(
 
 /// Checks a WebSocket handshake and, when it passes, upgrades it and starts the connection.
 async fn handshake(server: Server, peer: SocketAddr, mut req: Request) -> Response {
-    let cfg = server.hub.config();
+    let cfg = server.ctx.hub.config();
     let headers = req.headers();
     let accept = match handshake::accept_key(headers) {
         Ok(a) => a,
@@ -249,6 +246,7 @@ async fn handshake(server: Server, peer: SocketAddr, mut req: Request) -> Respon
     let slot = Slot(server.connections.clone());
     if server.connections.fetch_add(1, Ordering::AcqRel) >= cfg.max_connections {
         server
+            .ctx
             .hub
             .refusals()
             .note(cause::MAX_CONNECTIONS, &peer.to_string());
@@ -262,6 +260,7 @@ async fn handshake(server: Server, peer: SocketAddr, mut req: Request) -> Respon
     }
     let Some(ip_slot) = server.per_ip.acquire(peer.ip(), cfg.max_connections_per_ip) else {
         server
+            .ctx
             .hub
             .refusals()
             .note(cause::PER_IP, &peer.ip().to_string());
@@ -292,7 +291,7 @@ async fn handshake(server: Server, peer: SocketAddr, mut req: Request) -> Respon
         );
     }
     let grant = match &cfg.auth {
-        None => server.hub.open_grant(),
+        None => server.ctx.hub.open_grant(),
         Some(auth) => {
             let authorization = headers
                 .get(header::AUTHORIZATION)
@@ -304,6 +303,7 @@ async fn handshake(server: Server, peer: SocketAddr, mut req: Request) -> Respon
                 Ok(g) => Arc::new(g),
                 Err(e) => {
                     server
+                        .ctx
                         .hub
                         .refusals()
                         .note(cause::AUTH, &format!("{peer}: {e}"));
@@ -314,6 +314,7 @@ async fn handshake(server: Server, peer: SocketAddr, mut req: Request) -> Respon
     };
     if let Err(msg) = params.admit(&grant) {
         server
+            .ctx
             .hub
             .refusals()
             .note(cause::HANDSHAKE_FORBIDDEN, &format!("{peer}: {msg}"));
@@ -330,7 +331,7 @@ async fn handshake(server: Server, peer: SocketAddr, mut req: Request) -> Respon
             "this connection cannot be upgraded (HTTP/1.1 is required for WebSocket)",
         );
     };
-    let client = match server.hub.register_granted(params.id.clone(), grant).await {
+    let client = match server.ctx.hub.register_granted(params.id.clone(), grant).await {
         Ok(c) => c,
         Err(Error::DuplicateId(id)) => {
             return refuse(StatusCode::CONFLICT, format!("client id {id:?} is already connected; pick another id or omit `id` to get one assigned"))

@@ -627,12 +627,9 @@ impl Conn {
             .session
             .get_or_insert_with(Session::default)
             .clone();
-        let (hub, app, client) = (
-            self.ctx.hub.clone(),
-            self.ctx.app.clone(),
-            self.client.clone(),
-        );
+        let (shared, client) = (self.ctx.clone(), self.client.clone());
         self.work().command = Some(Box::pin(async move {
+            let (hub, app) = (&shared.hub, &shared.app);
             let started = Instant::now();
             let ctx = Context {
                 hub: hub.clone(),
