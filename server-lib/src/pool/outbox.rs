@@ -4,14 +4,16 @@
 //! waiting; the connection task drains it and writes the frames in one batch, flushing once.
 //! A push never blocks and never allocates beyond `capacity` frames: when the queue is full the
 //! configured [`SlowPolicy`] decides (drop the frame, or close the client with 1008).
+//!
+//! The task's waker lives under the queue's lock: a push queues and takes the waker in one
+//! critical section, and the task takes a batch or registers in one (an `AtomicWaker` beside
+//! the lock cost a second lock and an atomic round per poll, and 8 bytes).
 
 use std::collections::VecDeque;
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Mutex;
-use std::task::{Context, Poll};
-
-use atomic_waker::AtomicWaker;
+use std::sync::{Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 
 use crate::base::config::SlowPolicy;
 use crate::pool::stream::StreamRx;
@@ -51,6 +53,8 @@ struct Inner {
     frames: VecDeque<Item>,
     /// Boxed: set once, at the end (every idle client's handle is 24 bytes smaller).
     close: Option<Box<Close>>,
+    /// The connection task, to wake for a push, a close or its alarm (taken by the wake).
+    waker: Option<Waker>,
 }
 
 /// The top bit of `Outbox::bound`: a full queue drops the frame ([`SlowPolicy::Drop`]).
@@ -59,9 +63,9 @@ const DROP_BIT: u32 = 1 << 31;
 /// Bounded multi-producer, single-consumer queue of frames for one client.
 pub(crate) struct Outbox {
     // A std Mutex: critical sections are a push or a swap, never held across an await, and
-    // an idle client costs no allocation (an empty VecDeque allocates nothing).
+    // an idle client costs no allocation (an empty VecDeque allocates nothing). The waker
+    // lives under it too (an `AtomicWaker` beside it took 8 bytes more).
     inner: Mutex<Inner>,
-    waker: AtomicWaker,
     /// At most this many frames (up to 2^31 - 1), and in the top bit the policy when full
     /// ([`DROP_BIT`]: drop; clear: close): with `dropped`, one word for the three (an idle
     /// client's handle fits 128 bytes).
@@ -74,7 +78,6 @@ impl Outbox {
     pub(crate) fn new(capacity: usize, policy: SlowPolicy) -> Self {
         Self {
             inner: Mutex::new(Inner::default()),
-            waker: AtomicWaker::new(),
             bound: u32::try_from(capacity).unwrap_or(u32::MAX).min(!DROP_BIT)
                 | match policy {
                     SlowPolicy::Drop => DROP_BIT,
@@ -84,50 +87,47 @@ impl Outbox {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding this lock cannot leave the queue inconsistent (push/swap only).
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Queues an item without waiting.
-    pub(crate) fn push(&self, frame: Item) -> Pushed {
-        let result = {
-            let mut inner = self.lock();
-            if inner.close.is_some() {
-                return Pushed::Closed;
-            }
-            if inner.frames.len() < (self.bound & !DROP_BIT) as usize {
-                inner.frames.push_back(frame);
-                Pushed::Queued
-            } else if self.bound & DROP_BIT != 0 {
-                Pushed::Dropped
-            } else {
-                inner.frames.clear();
-                inner.close = Some(Box::new(Close::slow_consumer()));
-                Pushed::Closed
-            }
+    pub(crate) fn push(&self, item: Item) -> Pushed {
+        let mut inner = self.lock();
+        if inner.close.is_some() {
+            return Pushed::Closed;
+        }
+        let result = if inner.frames.len() < (self.bound & !DROP_BIT) as usize {
+            inner.frames.push_back(item);
+            Pushed::Queued
+        } else if self.bound & DROP_BIT != 0 {
+            Pushed::Dropped
+        } else {
+            inner.frames.clear();
+            inner.close = Some(Box::new(Close::slow_consumer()));
+            Pushed::Closed
         };
         match result {
             Pushed::Dropped => {
+                drop(inner);
                 let _ = self
                     .dropped
                     .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_add(1));
             }
-            _ => self.waker.wake(),
+            _ => wake(inner),
         }
         result
     }
 
     /// Asks the connection to close; frames already queued are discarded. The first request wins.
     pub(crate) fn close(&self, close: Close) {
-        {
-            let mut inner = self.lock();
-            if inner.close.is_none() {
-                inner.frames.clear();
-                inner.close = Some(Box::new(close));
-            }
+        let mut inner = self.lock();
+        if inner.close.is_none() {
+            inner.frames.clear();
+            inner.close = Some(Box::new(close));
         }
-        self.waker.wake();
+        wake(inner);
     }
 
     /// Gives back the spare buffer a burst left, when nothing is queued (called when the
@@ -141,13 +141,13 @@ impl Outbox {
 
     /// Registers the connection task to be woken by the next push, close or alarm (each wake
     /// uses the registration up).
-    pub(crate) fn register(&self, waker: &std::task::Waker) {
-        self.waker.register(waker);
+    pub(crate) fn register(&self, waker: &Waker) {
+        set(&mut self.lock().waker, waker);
     }
 
     /// Wakes the connection task (its alarm rang).
     pub(crate) fn wake(&self) {
-        self.waker.wake();
+        wake(self.lock());
     }
 
     /// Frames dropped for this client under [`SlowPolicy::Drop`].
@@ -164,27 +164,34 @@ impl Outbox {
     /// Moves every queued frame into `out` (or says to close); otherwise registers `cx` to be
     /// woken by the next push.
     pub(crate) fn poll_next(&self, cx: &mut Context<'_>, out: &mut VecDeque<Item>) -> Poll<Batch> {
-        if let Some(batch) = self.take(out) {
-            return Poll::Ready(batch);
-        }
-        self.waker.register(cx.waker());
-        match self.take(out) {
-            Some(batch) => Poll::Ready(batch),
-            None => Poll::Pending,
-        }
-    }
-
-    fn take(&self, out: &mut VecDeque<Item>) -> Option<Batch> {
         let mut inner = self.lock();
         if let Some(close) = &inner.close {
-            return Some(Batch::Close(Close::clone(close)));
+            return Poll::Ready(Batch::Close(Close::clone(close)));
         }
         if inner.frames.is_empty() {
-            return None;
+            set(&mut inner.waker, cx.waker());
+            return Poll::Pending;
         }
         // Swap buffers: the queue keeps the (empty) spare allocation, the writer gets the frames.
         std::mem::swap(&mut inner.frames, out);
-        Some(Batch::Frames)
+        Poll::Ready(Batch::Frames)
+    }
+}
+
+/// Stores `waker` unless the one stored already wakes the same task.
+fn set(slot: &mut Option<Waker>, waker: &Waker) {
+    match slot {
+        Some(w) if w.will_wake(waker) => {}
+        _ => *slot = Some(waker.clone()),
+    }
+}
+
+/// Takes the task's waker and wakes it once the lock is released.
+fn wake(mut inner: MutexGuard<'_, Inner>) {
+    let waker = inner.waker.take();
+    drop(inner);
+    if let Some(w) = waker {
+        w.wake();
     }
 }
 
@@ -219,5 +226,34 @@ mod tests {
             Batch::Close(c) => assert_eq!(c.code, 1008),
             Batch::Frames => panic!("expected a close"),
         }
+    }
+
+    #[test]
+    fn a_push_after_an_empty_poll_wakes_the_task_once() {
+        use std::sync::atomic::AtomicUsize;
+        use std::sync::Arc;
+        struct Count(AtomicUsize);
+        impl std::task::Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        let outbox = Outbox::new(4, SlowPolicy::Drop);
+        let mut out = VecDeque::new();
+        assert!(outbox.poll_next(&mut cx, &mut out).is_pending());
+        assert_eq!(outbox.push(t("a")), Pushed::Queued);
+        assert_eq!(outbox.push(t("b")), Pushed::Queued);
+        // The first push used the registration up; the second found none.
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert!(outbox.poll_next(&mut cx, &mut out).is_ready());
+        assert_eq!(out.len(), 2);
+        // A ring (the alarm) wakes a registered task too.
+        out.clear();
+        assert!(outbox.poll_next(&mut cx, &mut out).is_pending());
+        outbox.wake();
+        assert_eq!(count.0.load(Ordering::SeqCst), 2);
     }
 }
