@@ -66,6 +66,12 @@ impl Proxy {
 
     /// The lines matching `f`, waiting up to 5 s for at least one.
     async fn wait_for(&self, f: impl Fn(&Value) -> bool) -> Vec<Value> {
+        self.wait_for_n(1, f).await
+    }
+
+    /// Waits (up to 5 s) until at least `n` printed lines match `f` (the proxy prints through
+    /// a queue: a line may come after what it describes has reached the other side).
+    async fn wait_for_n(&self, n: usize, f: impl Fn(&Value) -> bool) -> Vec<Value> {
         for _ in 0..100 {
             let found: Vec<Value> = self
                 .lines
@@ -75,7 +81,7 @@ impl Proxy {
                 .filter(|v| f(v))
                 .cloned()
                 .collect();
-            if !found.is_empty() {
+            if found.len() >= n {
                 return found;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -284,7 +290,7 @@ async fn a_frame_injected_from_stdin_reaches_either_side() {
         (Some("ping"), Some("inj1")),
         "{reply}"
     );
-    let shown = p.wait_for(|v| v["injected"] == true).await;
+    let shown = p.wait_for_n(2, |v| v["injected"] == true).await;
     assert_eq!(shown.len(), 2, "{shown:?}");
 }
 
