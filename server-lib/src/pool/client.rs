@@ -154,6 +154,26 @@ impl ClientHandle {
     pub(crate) fn outbox(&self) -> &Outbox {
         &self.0.outbox
     }
+
+    /// Asks the CPU to start loading this client's state (its queue's lock and slots) into
+    /// cache. A fan-out over thousands of clients touches each one's state once, cold: it
+    /// prefetches a few members ahead, so the push finds the lines there instead of waiting
+    /// for memory on every member (the lock's first touch was more than half of `push`).
+    #[inline]
+    pub(crate) fn prefetch(&self) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            let p = Arc::as_ptr(&self.0).cast::<i8>();
+            // The state is at most two lines (it sits in jemalloc's 128-byte class).
+            // SAFETY: `prefetch` is a hint: it reads nothing into the program and never
+            // faults, whatever the address; SSE is part of every x86_64 target.
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(p);
+                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(64));
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for ClientHandle {

@@ -161,15 +161,16 @@ impl Outbox {
         std::future::poll_fn(|cx| self.poll_next(cx, out)).await
     }
 
-    /// Moves every queued frame into `out` (or says to close); otherwise registers `cx` to be
-    /// woken by the next push.
+    /// Moves every queued frame into `out` (or says to close), and registers `cx` to be woken
+    /// by the next push either way: a task that writes the batch it took needs no second look
+    /// to learn that nothing came meanwhile (one lock per wake, not two).
     pub(crate) fn poll_next(&self, cx: &mut Context<'_>, out: &mut VecDeque<Item>) -> Poll<Batch> {
         let mut inner = self.lock();
         if let Some(close) = &inner.close {
             return Poll::Ready(Batch::Close(Close::clone(close)));
         }
+        set(&mut inner.waker, cx.waker());
         if inner.frames.is_empty() {
-            set(&mut inner.waker, cx.waker());
             return Poll::Pending;
         }
         // Swap buffers: the queue keeps the (empty) spare allocation, the writer gets the frames.
@@ -229,7 +230,7 @@ mod tests {
     }
 
     #[test]
-    fn a_push_after_an_empty_poll_wakes_the_task_once() {
+    fn a_push_after_a_poll_wakes_the_task_once() {
         use std::sync::atomic::AtomicUsize;
         use std::sync::Arc;
         struct Count(AtomicUsize);
@@ -250,10 +251,16 @@ mod tests {
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
         assert!(outbox.poll_next(&mut cx, &mut out).is_ready());
         assert_eq!(out.len(), 2);
+        // Taking a batch registered the task: the next push wakes it with no second poll.
+        out.clear();
+        assert_eq!(outbox.push(t("c")), Pushed::Queued);
+        assert_eq!(count.0.load(Ordering::SeqCst), 2);
+        assert!(outbox.poll_next(&mut cx, &mut out).is_ready());
+        assert_eq!(out.len(), 1);
         // A ring (the alarm) wakes a registered task too.
         out.clear();
         assert!(outbox.poll_next(&mut cx, &mut out).is_pending());
         outbox.wake();
-        assert_eq!(count.0.load(Ordering::SeqCst), 2);
+        assert_eq!(count.0.load(Ordering::SeqCst), 3);
     }
 }

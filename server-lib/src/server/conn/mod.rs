@@ -319,37 +319,10 @@ impl Conn {
                     }
                 }
             }
-            if self.ws.queued() > 0 {
-                match self.ws.poll_flush(cx) {
-                    Poll::Ready(Ok(())) => {
-                        if let Some(w) = self.work.as_mut() {
-                            w.stalled = None;
-                        }
-                        // Not progress: what a finished write makes possible (the next batch,
-                        // the next part) comes below, in this same round.
-                        if self.settle && !self.busy() && !self.streaming() {
-                            self.settle = false;
-                            self.shrink_idle();
-                        }
-                    }
-                    Poll::Ready(Err(e)) => {
-                        self.ctx.app.errored(
-                            &self.ctx.hub,
-                            self.client.id(),
-                            &format!("write failed: {e}"),
-                        );
-                        return Poll::Ready(End::Gone);
-                    }
-                    Poll::Pending if self.stalled().is_none() => {
-                        // The socket is full: bound the wait (almost every batch fits at
-                        // once, so this costs no alarm in the common case).
-                        self.work().stalled = Some(Stamp::now());
-                        self.arm();
-                    }
-                    Poll::Pending => {}
-                }
-            }
-            if self.ws.queued() == 0 {
+            // Whether the outbox (or the stream) was looked at in this round: a write that
+            // finishes after a round that skipped it needs another round.
+            let took = self.ws.queued() == 0;
+            if took {
                 let metrics = self.ctx.hub.metrics();
                 if let Some(w) = self.work.as_mut().filter(|w| w.streaming.is_some()) {
                     let s = w.streaming.as_mut().expect("streaming");
@@ -372,15 +345,50 @@ impl Conn {
                     match self.client.outbox().poll_next(cx, out) {
                         Poll::Ready(Batch::Close(close)) => return Poll::Ready(End::Close(close)),
                         Poll::Ready(Batch::Frames) => {
-                            progress = true;
+                            // The outbox kept this task's waker: a push from now on wakes
+                            // it, so the batch needs no second round (it is written just
+                            // below); a stream it started does.
+                            registered = true;
                             let w = self.work.get_or_insert_with(Box::default);
                             if spare.capacity() > 0 {
                                 w.batch = spare;
                             }
                             w.streaming = queue_batch(&mut self.ws, &mut w.batch, metrics);
+                            progress |= w.streaming.is_some();
                         }
                         Poll::Pending => registered = true,
                     }
+                }
+            }
+            if self.ws.queued() > 0 {
+                match self.ws.poll_flush(cx) {
+                    Poll::Ready(Ok(())) => {
+                        if let Some(w) = self.work.as_mut() {
+                            w.stalled = None;
+                        }
+                        // What a finished write makes possible (the next batch, the next
+                        // part) waits for the next round, unless this one just took it.
+                        progress |= !took;
+                        if self.settle && !self.busy() && !self.streaming() {
+                            self.settle = false;
+                            self.shrink_idle();
+                        }
+                    }
+                    Poll::Ready(Err(e)) => {
+                        self.ctx.app.errored(
+                            &self.ctx.hub,
+                            self.client.id(),
+                            &format!("write failed: {e}"),
+                        );
+                        return Poll::Ready(End::Gone);
+                    }
+                    Poll::Pending if self.stalled().is_none() => {
+                        // The socket is full: bound the wait (almost every batch fits at
+                        // once, so this costs no alarm in the common case).
+                        self.work().stalled = Some(Stamp::now());
+                        self.arm();
+                    }
+                    Poll::Pending => {}
                 }
             }
             if !self.busy() {
