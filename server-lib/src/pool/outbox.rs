@@ -8,17 +8,38 @@
 //! The task's waker lives under the queue's lock: a push queues and takes the waker in one
 //! critical section, and the task takes a batch or registers in one (an `AtomicWaker` beside
 //! the lock cost a second lock and an atomic round per poll, and 8 bytes).
+//!
+//! A broadcast skips the task when it can ([`Outbox::defer`], then [`Outbox::flush`]): if the
+//! task has nothing on the way, the frame is queued without a wake, and the fan-out's flush at
+//! the end of the publisher's turn (`pool::flush`) sends everything the queue holds straight
+//! to the socket, in one non-blocking `send`, however many broadcasts of that turn it got.
+//! What the socket does not take goes back to the front of the queue and the task is woken
+//! to write it: from then on the task writes, in order, until it has written everything.
+//!
+//! One lock orders the two writers. A flush sends with it held, and only while the task has
+//! nothing on the way (`busy` clear): the task sets `busy` under the lock when it takes a
+//! batch or writes something of its own ([`Outbox::hold`]), and clears it only when its
+//! writer is empty and it finds the queue empty (in [`Outbox::poll_next`]). The descriptor is
+//! lent by the task ([`Outbox::attach`], plain TCP only) and taken back, under the lock,
+//! before the socket closes ([`Outbox::detach`]): a flush never reaches a closed or reused
+//! descriptor.
 
 use std::collections::VecDeque;
+use std::io::IoSlice;
+use std::os::fd::RawFd;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
+use bytes::Bytes;
+
 use crate::base::config::SlowPolicy;
 use crate::pool::stream::StreamRx;
 use crate::transport::close::Close;
-use crate::transport::frame::Frame;
+use crate::transport::deflate::Deflate;
+use crate::transport::direct;
+use crate::transport::frame::{Frame, Kind};
 
 /// One entry of the queue.
 pub(crate) enum Item {
@@ -27,6 +48,9 @@ pub(crate) enum Item {
     /// A message streamed in parts: the connection writes its parts, and nothing else, until it
     /// ends.
     Stream(StreamRx),
+    /// The part of a frame a flush could not get into the socket: written as it is, before
+    /// anything else (boxed: rare, and it keeps an entry 16 bytes).
+    Rest(Box<Bytes>),
 }
 
 /// What became of a pushed frame.
@@ -40,6 +64,21 @@ pub enum Pushed {
     Closed,
 }
 
+/// What became of a broadcast frame handed to [`Outbox::defer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Deferred {
+    /// Queued without a wake, and the queue was clean: the caller flushes this outbox at the
+    /// end of its turn.
+    Flush,
+    /// Queued behind frames a flush is already due for: nothing more to do.
+    Queued,
+    /// Not deferred (the task writes): what [`Outbox::push`] made of it.
+    Pushed(Pushed),
+}
+
+/// What a flush wrote: (frames, wire bytes) of text and of binary frames.
+pub(crate) type Written = [(u64, u64); 2];
+
 /// One batch handed to the connection task.
 pub(crate) enum Batch {
     /// Frames to write, oldest first.
@@ -48,13 +87,48 @@ pub(crate) enum Batch {
     Close(Close),
 }
 
-#[derive(Default)]
 struct Inner {
     frames: VecDeque<Item>,
     /// Boxed: set once, at the end (every idle client's handle is 24 bytes smaller).
     close: Option<Box<Close>>,
     /// The connection task, to wake for a push, a close or its alarm (taken by the wake).
     waker: Option<Waker>,
+    /// The socket a flush may send to, or [`NO_FD`] (not plain TCP, closing, failed).
+    fd: RawFd,
+    /// [`DEFLATED`], [`BUSY`], [`DIRTY`].
+    flags: u8,
+}
+
+/// No descriptor: broadcasts go through the task.
+const NO_FD: RawFd = -1;
+/// The connection has the server's shared deflate settings: a flush sends frames as
+/// compressed once for all of them.
+const DEFLATED: u8 = 1;
+/// The task has bytes of its own on the way (a batch it took, a ping, a pong).
+const BUSY: u8 = 2;
+/// A flush is due: a deferred frame is queued and its caller will flush.
+const DIRTY: u8 = 4;
+/// At most this many entries go out in one flush's `sendmsg` (the rest stay queued, for the
+/// task): the iovec array lives on the stack. A flush usually finds one to three.
+const MAX_IOV: usize = 32;
+
+impl Default for Inner {
+    fn default() -> Self {
+        Self {
+            frames: VecDeque::new(),
+            close: None,
+            waker: None,
+            fd: NO_FD,
+            flags: 0,
+        }
+    }
+}
+
+impl Inner {
+    /// A flush may send to the socket now: open, lent, and the task has nothing on the way.
+    fn sendable(&self) -> bool {
+        self.close.is_none() && self.fd != NO_FD && self.flags & BUSY == 0
+    }
 }
 
 /// The top bit of `Outbox::bound`: a full queue drops the frame ([`SlowPolicy::Drop`]).
@@ -94,7 +168,116 @@ impl Outbox {
 
     /// Queues an item without waiting.
     pub(crate) fn push(&self, item: Item) -> Pushed {
+        self.enqueue(self.lock(), item)
+    }
+
+    /// Queues a broadcast frame; without a wake when a flush can send it (see the module
+    /// doc): then the caller flushes this outbox at the end of its turn if told
+    /// [`Deferred::Flush`].
+    pub(crate) fn defer(&self, frame: &Frame) -> Deferred {
         let mut inner = self.lock();
+        if !inner.sendable() || inner.frames.len() >= (self.bound & !DROP_BIT) as usize {
+            return Deferred::Pushed(self.enqueue(inner, Item::Frame(frame.clone())));
+        }
+        inner.frames.push_back(Item::Frame(frame.clone()));
+        if inner.flags & DIRTY != 0 {
+            return Deferred::Queued;
+        }
+        inner.flags |= DIRTY;
+        Deferred::Flush
+    }
+
+    /// Sends what the queue holds straight to the socket when the task has nothing on the way
+    /// (`shared`: the server's shared deflate settings); wakes the task for whatever it could
+    /// not send. What it sent, for the metrics.
+    pub(crate) fn flush(&self, shared: Option<&Deflate>) -> Written {
+        let mut written = Written::default();
+        let mut inner = self.lock();
+        inner.flags &= !DIRTY;
+        if inner.frames.is_empty() {
+            return written;
+        }
+        let deflate = match (inner.flags & DEFLATED != 0, shared) {
+            (false, _) => Some(None),
+            (true, Some(d)) => Some(Some(d)),
+            (true, None) => None,
+        };
+        let (Some(deflate), true) = (deflate, inner.sendable()) else {
+            wake(inner);
+            return written;
+        };
+        // Each entry's bytes, borrowed from the queue: a frame's wire form is shared by every
+        // recipient (compressed once for all, when it is).
+        let mut lens = [0usize; MAX_IOV];
+        let mut binary = [false; MAX_IOV];
+        let mut n = 0;
+        let result = {
+            let mut slices = [IoSlice::new(&[]); MAX_IOV];
+            for item in inner.frames.iter().take(MAX_IOV) {
+                let bytes: &[u8] = match item {
+                    Item::Frame(f) => match f.shared_wire(deflate) {
+                        Some(wire) => {
+                            binary[n] = matches!(f.kind(), Kind::Binary);
+                            wire
+                        }
+                        None => break,
+                    },
+                    Item::Rest(rest) => rest,
+                    // A stream is the task's to write.
+                    Item::Stream(_) => break,
+                };
+                slices[n] = IoSlice::new(bytes);
+                lens[n] = bytes.len();
+                n += 1;
+            }
+            (n > 0).then(|| direct::send_now(inner.fd, &slices[..n]))
+        };
+        let mut sent = match result {
+            None => 0,
+            Some(Ok(sent)) => sent,
+            Some(Err(e)) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+            // A failed socket: the task meets the error on its own write and ends.
+            Some(Err(_)) => {
+                inner.fd = NO_FD;
+                0
+            }
+        };
+        for i in 0..n {
+            if sent == 0 {
+                break;
+            }
+            let Some(item) = inner.frames.pop_front() else {
+                break;
+            };
+            if sent < lens[i] {
+                // The socket took a part: the rest goes first, by the task.
+                let rest = match &item {
+                    Item::Frame(f) => Some(f.wire(deflate).slice(sent..)),
+                    Item::Rest(r) => Some(r.slice(sent..)),
+                    Item::Stream(_) => None,
+                };
+                if let Some(rest) = rest {
+                    inner.frames.push_front(Item::Rest(Box::new(rest)));
+                }
+            }
+            // A rest was counted when the frame was sent in part.
+            if matches!(item, Item::Frame(_)) {
+                let k = &mut written[binary[i] as usize];
+                k.0 += 1;
+                k.1 += lens[i] as u64;
+            }
+            sent = sent.saturating_sub(lens[i]);
+        }
+        if !inner.frames.is_empty() {
+            // The socket is full (or a stream is next): the task writes from here on, until
+            // it finds the queue empty; flushes keep off (no retried `send` per turn).
+            inner.flags |= BUSY;
+            wake(inner);
+        }
+        written
+    }
+
+    fn enqueue(&self, mut inner: MutexGuard<'_, Inner>, item: Item) -> Pushed {
         if inner.close.is_some() {
             return Pushed::Closed;
         }
@@ -128,6 +311,29 @@ impl Outbox {
             inner.close = Some(Box::new(close));
         }
         wake(inner);
+    }
+
+    /// Lends the socket to flushes while the task has nothing on the way (`deflated`: the
+    /// connection has the server's shared deflate settings). The caller keeps `fd` open until
+    /// it calls [`Self::detach`].
+    pub(crate) fn attach(&self, fd: RawFd, deflated: bool) {
+        let mut inner = self.lock();
+        inner.fd = fd;
+        if deflated {
+            inner.flags |= DEFLATED;
+        }
+    }
+
+    /// No more flushes to the socket: once this returns, none is under way and none will
+    /// start (call it before the socket closes).
+    pub(crate) fn detach(&self) {
+        self.lock().fd = NO_FD;
+    }
+
+    /// The task is about to write something of its own (a ping, a pong): broadcasts go through
+    /// it until it has written that and found the queue empty.
+    pub(crate) fn hold(&self) {
+        self.lock().flags |= BUSY;
     }
 
     /// Gives back the spare buffer a burst left, when nothing is queued (called when the
@@ -164,6 +370,9 @@ impl Outbox {
     /// Moves every queued frame into `out` (or says to close), and registers `cx` to be woken
     /// by the next push either way: a task that writes the batch it took needs no second look
     /// to learn that nothing came meanwhile (one lock per wake, not two).
+    ///
+    /// Called by the task only when its writer is empty: taking a batch, it keeps flushes off
+    /// the socket; finding the queue empty, it lends the socket to them again.
     pub(crate) fn poll_next(&self, cx: &mut Context<'_>, out: &mut VecDeque<Item>) -> Poll<Batch> {
         let mut inner = self.lock();
         if let Some(close) = &inner.close {
@@ -171,10 +380,12 @@ impl Outbox {
         }
         set(&mut inner.waker, cx.waker());
         if inner.frames.is_empty() {
+            inner.flags &= !BUSY;
             return Poll::Pending;
         }
         // Swap buffers: the queue keeps the (empty) spare allocation, the writer gets the frames.
         std::mem::swap(&mut inner.frames, out);
+        inner.flags |= BUSY;
         Poll::Ready(Batch::Frames)
     }
 }
@@ -262,5 +473,123 @@ mod tests {
         assert!(outbox.poll_next(&mut cx, &mut out).is_pending());
         outbox.wake();
         assert_eq!(count.0.load(Ordering::SeqCst), 3);
+    }
+
+    /// A connected pair: the outbox's end (non-blocking, as tokio keeps it) and the peer's.
+    fn pair() -> (std::net::TcpStream, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let ours = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (peer, _) = listener.accept().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        (ours, peer)
+    }
+
+    fn read_exact(peer: &mut std::net::TcpStream, n: usize) -> Vec<u8> {
+        use std::io::Read;
+        let mut buf = vec![0u8; n];
+        peer.read_exact(&mut buf).unwrap();
+        buf
+    }
+
+    #[test]
+    fn a_flush_sends_a_turns_broadcasts_at_once_and_a_busy_task_gets_them() {
+        use std::os::fd::AsRawFd;
+        let (ours, mut peer) = pair();
+        let outbox = Outbox::new(8, SlowPolicy::Drop);
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut out = VecDeque::new();
+        // Not lent: the task writes.
+        assert_eq!(
+            outbox.defer(&Frame::text("a")),
+            Deferred::Pushed(Pushed::Queued)
+        );
+        assert!(outbox.poll_next(&mut cx, &mut out).is_ready());
+        outbox.attach(ours.as_raw_fd(), false);
+        // The task took a batch and has not written it: its turn, still.
+        assert_eq!(
+            outbox.defer(&Frame::text("b")),
+            Deferred::Pushed(Pushed::Queued)
+        );
+        out.clear();
+        assert!(outbox.poll_next(&mut cx, &mut out).is_ready());
+        // Its writer and the queue are empty: the socket is lent to flushes.
+        out.clear();
+        assert!(outbox.poll_next(&mut cx, &mut out).is_pending());
+        assert_eq!(outbox.defer(&Frame::text("hi")), Deferred::Flush);
+        assert_eq!(outbox.defer(&Frame::binary(vec![1, 2])), Deferred::Queued);
+        assert_eq!(outbox.flush(None), [(1, 4), (1, 4)]);
+        assert_eq!(read_exact(&mut peer, 8), b"\x81\x02hi\x82\x02\x01\x02");
+        // Flushed: the next broadcast makes the outbox dirty again.
+        assert_eq!(outbox.defer(&Frame::text("c")), Deferred::Flush);
+        // A ping of the task's own on the way: the flush leaves the frame to the task.
+        outbox.hold();
+        assert_eq!(outbox.flush(None), Written::default());
+        assert!(outbox.poll_next(&mut cx, &mut out).is_ready());
+        assert_eq!(out.len(), 1);
+        out.clear();
+        assert!(outbox.poll_next(&mut cx, &mut out).is_pending());
+        // Taken back (closing): the task writes, never a flush.
+        outbox.detach();
+        assert_eq!(
+            outbox.defer(&Frame::text("d")),
+            Deferred::Pushed(Pushed::Queued)
+        );
+        assert_eq!(outbox.flush(None), Written::default());
+    }
+
+    #[test]
+    fn what_a_full_socket_does_not_take_goes_first_through_the_task() {
+        use std::os::fd::AsRawFd;
+        let (ours, mut peer) = pair();
+        let outbox = Outbox::new(1 << 20, SlowPolicy::Drop);
+        outbox.attach(ours.as_raw_fd(), false);
+        // Numbered 1 KB frames, flushed one by one, until a flush leaves something: then
+        // the task writes, and the next frame is queued for it.
+        let frame = |i: u32| {
+            let mut body = vec![(i % 251) as u8; 1024];
+            body[..4].copy_from_slice(&i.to_be_bytes());
+            Frame::binary(body)
+        };
+        let mut i = 0u32;
+        while outbox.defer(&frame(i)) == Deferred::Flush {
+            // Sent (whole, or a part: the rest is counted with it), or nothing taken.
+            let w = outbox.flush(None);
+            assert!(w == [(0, 0), (1, 1028)] || w == Written::default(), "{w:?}");
+            i += 1;
+            assert!(i < 1 << 20, "the socket never filled");
+        }
+        // Frame i is queued behind what the socket did not take (the tail of a frame first,
+        // if it took a part); three more queue behind it.
+        for k in 1..=3 {
+            assert_eq!(
+                outbox.defer(&frame(i + k)),
+                Deferred::Pushed(Pushed::Queued)
+            );
+        }
+        let mut out = VecDeque::new();
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(outbox.poll_next(&mut cx, &mut out).is_ready());
+        let mut rest: Vec<u8> = Vec::new();
+        for item in out.drain(..) {
+            match item {
+                Item::Rest(b) => rest.extend_from_slice(&b),
+                Item::Frame(f) => rest.extend_from_slice(&f.wire(None)),
+                Item::Stream(_) => panic!("no stream was queued"),
+            }
+        }
+        // The peer reads what the socket took, then the task's bytes follow: every frame
+        // whole and in order.
+        let total = (i as usize + 4) * 1028;
+        let mut got = read_exact(&mut peer, total - rest.len());
+        got.extend_from_slice(&rest);
+        for (n, chunk) in got.chunks(1028).enumerate() {
+            assert_eq!(&chunk[..4], &[0x82, 126, 4, 0], "frame {n} is torn");
+            assert_eq!(
+                u32::from_be_bytes(chunk[4..8].try_into().unwrap()),
+                n as u32
+            );
+        }
     }
 }

@@ -11,7 +11,8 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::pool::client::ClientHandle;
 use crate::pool::clients::Clients;
-use crate::pool::outbox::Pushed;
+use crate::pool::flush::Flush;
+use crate::pool::outbox::{Deferred, Pushed};
 use crate::pool::presence::{Answer, Delivery, Info, Query, Route};
 
 type Snapshot = Arc<[ClientHandle]>;
@@ -42,16 +43,21 @@ pub struct Delivered {
 }
 
 impl Delivered {
-    /// Queues `delivery` for one client and counts the outcome.
-    fn push(&mut self, h: &ClientHandle, delivery: &Delivery) {
+    /// Queues `delivery` for one client and counts the outcome; a client whose queue a flush
+    /// is now due for joins `dirty`.
+    fn push(&mut self, h: &ClientHandle, delivery: &Delivery, dirty: &mut Vec<ClientHandle>) {
         match delivery {
-            Delivery::Frame(f) => match h.send(f.clone()) {
-                Pushed::Queued => self.queued += 1,
-                Pushed::Dropped => {
+            Delivery::Frame(f) => match h.outbox().defer(f) {
+                Deferred::Flush => {
+                    self.queued += 1;
+                    dirty.push(h.clone());
+                }
+                Deferred::Queued | Deferred::Pushed(Pushed::Queued) => self.queued += 1,
+                Deferred::Pushed(Pushed::Dropped) => {
                     self.missed += 1;
                     self.dropped += 1;
                 }
-                Pushed::Closed => self.missed += 1,
+                Deferred::Pushed(Pushed::Closed) => self.missed += 1,
             },
             Delivery::Close(c) => {
                 h.close(c.clone());
@@ -59,13 +65,18 @@ impl Delivered {
             }
             // The hub builds publications' frames before they reach the registry; one that
             // arrives anyway goes out without positions.
-            Delivery::Publication(p) => self.push(h, &Delivery::Frame(p.frame(&[]))),
+            Delivery::Publication(p) => self.push(h, &Delivery::Frame(p.frame(&[])), dirty),
         }
     }
 
     /// Queues `delivery` for every client of `handles`, prefetching [`AHEAD`] members ahead
     /// (each member's state is cold: without it, every push waits for memory).
-    fn push_all(&mut self, handles: &[ClientHandle], delivery: &Delivery) {
+    fn push_all(
+        &mut self,
+        handles: &[ClientHandle],
+        delivery: &Delivery,
+        dirty: &mut Vec<ClientHandle>,
+    ) {
         for h in handles.iter().take(AHEAD) {
             h.prefetch();
         }
@@ -73,7 +84,7 @@ impl Delivered {
             if let Some(next) = handles.get(i + AHEAD) {
                 next.prefetch();
             }
-            self.push(h, delivery);
+            self.push(h, delivery, dirty);
         }
     }
 }
@@ -99,9 +110,20 @@ pub(crate) enum Joined {
 #[derive(Default)]
 pub struct Registry {
     state: RwLock<State>,
+    /// Sends what deliveries queued without a wake (see `pool::flush`).
+    flush: Arc<Flush>,
 }
 
 impl Registry {
+    /// A registry whose broadcasts are sent by `flush` (with the server's deflate settings
+    /// and metrics).
+    pub(crate) fn new(flush: Flush) -> Self {
+        Self {
+            state: RwLock::default(),
+            flush: Arc::new(flush),
+        }
+    }
+
     fn read(&self) -> RwLockReadGuard<'_, State> {
         self.state.read().unwrap_or_else(|e| e.into_inner())
     }
@@ -271,10 +293,11 @@ impl Registry {
             return self.deliver(route, &Delivery::Frame(p.frame(&[])));
         }
         let mut out = Delivered::default();
+        let mut dirty = Vec::new();
         match route {
             Route::Client(id) => {
                 if let Some(h) = self.handle(id) {
-                    out.push(&h, delivery);
+                    out.push(&h, delivery, &mut dirty);
                 }
             }
             Route::Uid(uid) => {
@@ -287,11 +310,11 @@ impl Registry {
                         .filter_map(|id| s.clients.get(id).map(|e| e.handle.clone()))
                         .collect()
                 };
-                out.push_all(&handles, delivery);
+                out.push_all(&handles, delivery, &mut dirty);
             }
             Route::Channels(chs) if chs.len() == 1 => {
                 if let Some(snap) = self.channel_snapshot(&chs[0]) {
-                    out.push_all(&snap, delivery);
+                    out.push_all(&snap, delivery, &mut dirty);
                 }
             }
             Route::Channels(chs) => {
@@ -300,14 +323,15 @@ impl Registry {
                     if let Some(snap) = self.channel_snapshot(ch) {
                         for h in snap.iter() {
                             if seen.insert(h.id_arc().clone()) {
-                                out.push(h, delivery);
+                                out.push(h, delivery, &mut dirty);
                             }
                         }
                     }
                 }
             }
-            Route::All => out.push_all(&self.everyone(), delivery),
+            Route::All => out.push_all(&self.everyone(), delivery, &mut dirty),
         }
+        self.flush.add(dirty);
         out
     }
 
@@ -326,9 +350,11 @@ impl Registry {
         let Some(snap) = self.channel_snapshot(channel) else {
             return out;
         };
+        let mut dirty = Vec::new();
         for h in snap.iter().filter(|h| !self.in_any(h.id(), except)) {
-            out.push(h, delivery);
+            out.push(h, delivery, &mut dirty);
         }
+        self.flush.add(dirty);
         out
     }
 

@@ -144,6 +144,26 @@ impl Frame {
         };
         shared.unwrap_or_else(|| self.0.wire.clone())
     }
+
+    /// The bytes to write, borrowed, for a connection with no compression or the shared
+    /// settings (`None` for any other parameter set: that one compresses for itself, with
+    /// [`Self::wire`]).
+    pub(crate) fn shared_wire(&self, deflate: Option<&Deflate>) -> Option<&[u8]> {
+        let Some(d) = deflate.filter(|d| d.worth_compressing(self.len())) else {
+            return Some(&self.0.wire);
+        };
+        if !d.is_shared_params() {
+            return None;
+        }
+        let compress = || deflate::compress_frame(d, opcode(self.0.kind), &self.payload());
+        Some(
+            self.0
+                .deflated
+                .get_or_init(compress)
+                .as_ref()
+                .unwrap_or(&self.0.wire),
+        )
+    }
 }
 
 fn opcode(kind: Kind) -> u8 {

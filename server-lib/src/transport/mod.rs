@@ -10,7 +10,8 @@
 //! `docs/ARCHITECTURE.md` has the measurements behind the choice.
 //!
 //! - [`read`]: bytes → messages, every RFC check, bounded inflate.
-//! - [`write`]: a queue of ready frames written with `writev`.
+//! - [`write`]: a queue of ready frames written with `writev`; `direct`: a non-blocking send
+//!   by descriptor, for a broadcast written without waking its recipient's task.
 //! - [`deflate`]: negotiation and the per-thread compressor / decompressor.
 //! - [`socket`]: [`WebSocket`], a connection (reader + writer + compression settings).
 //! - [`handshake`]: the server's `Sec-WebSocket-Accept`, and the client's handshake.
@@ -20,6 +21,7 @@
 
 pub mod close;
 pub mod deflate;
+pub(crate) mod direct;
 pub mod frame;
 pub mod frame_head;
 pub mod handshake;

@@ -13,10 +13,12 @@ use crate::base::limits::{cause, Refusals};
 use crate::base::metrics::Metrics;
 use crate::pool::client::ClientHandle;
 use crate::pool::cluster::{Cluster, Footprint, Local};
+use crate::pool::flush::Flush;
 use crate::pool::history::{Entry, History, Limits, Recovery};
 use crate::pool::presence::{info_bytes, merged, Answer, Delivery, Info, PresenceEvent, Route};
 use crate::pool::registry::{Delivered, Joined, Registry};
 use crate::transport::close::Close;
+use crate::transport::deflate::{Deflate, Params};
 use crate::transport::frame::Frame;
 use crate::wire::publication::{Position, Publication, Since};
 use crate::{Error, Result};
@@ -50,7 +52,7 @@ struct Inner {
     open: Arc<Grant>,
     refusals: Refusals,
     /// `None` when metrics are off (`ServerConfig::metrics`).
-    metrics: Option<Metrics>,
+    metrics: Option<Arc<Metrics>>,
     started: std::time::Instant,
     /// Channel history (`ServerConfig::history_size` > 0): the history itself on a single
     /// node, the cache of the followed channels in cluster mode.
@@ -69,16 +71,27 @@ impl Hub {
     }
 
     fn build(config: ServerConfig, cluster: Option<Arc<dyn Cluster>>) -> Self {
+        let metrics = config
+            .metrics
+            .then(|| Metrics::for_node(&config.server_id))
+            .flatten()
+            .map(Arc::new);
+        // How a connection with the common deflate settings is sent a broadcast by the
+        // fan-out's flush: compressed once for all of them.
+        let shared = config.compression.then(|| {
+            Deflate::server(
+                Params::default(),
+                config.compression_level,
+                config.compression_min_size,
+            )
+        });
         Self {
             inner: Arc::new(Inner {
-                registry: Registry::default(),
+                registry: Registry::new(Flush::new(shared, metrics.clone())),
                 cluster,
                 open: Arc::new(Grant::open()),
                 refusals: Refusals::default(),
-                metrics: config
-                    .metrics
-                    .then(|| Metrics::for_node(&config.server_id))
-                    .flatten(),
+                metrics,
                 history: (config.history_size > 0).then(|| {
                     History::new(Limits {
                         size: config.history_size,
@@ -147,7 +160,7 @@ impl Hub {
 
     /// The node's metrics, unless they are off.
     pub fn metrics(&self) -> Option<&Metrics> {
-        self.inner.metrics.as_ref()
+        self.inner.metrics.as_deref()
     }
 
     /// The channels' history on this node, when history is on.

@@ -12,6 +12,7 @@ mod io;
 mod replies;
 
 use std::collections::VecDeque;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +27,7 @@ use crate::base::metrics::{FrameKind, Metrics, Source};
 use crate::base::stamp::Stamp;
 use crate::commands::app::{App, Context, Session};
 use crate::pool::client::ClientHandle;
+use crate::pool::flush::Turn;
 use crate::pool::hub::Hub;
 use crate::pool::outbox::{Batch, Item};
 use crate::pool::stream::{Part, StreamRx};
@@ -145,6 +147,8 @@ impl std::future::Future for Task {
     type Output = ();
 
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        // What this poll's broadcasts queued is sent when it ends (`pool::flush`).
+        let _turn = Turn::begin();
         let this = self.get_mut();
         loop {
             let next = match &mut this.phase {
@@ -180,6 +184,8 @@ impl std::future::Future for Task {
                     else {
                         unreachable!("serving")
                     };
+                    // The close handshake is the task's alone, and the socket closes after.
+                    conn.client.outbox().detach();
                     Phase::Finishing(Box::pin(async move {
                         let Conn {
                             ws, ctx, client, ..
@@ -194,6 +200,16 @@ impl std::future::Future for Task {
                 Phase::Done => return Poll::Ready(()),
             };
             this.phase = next;
+        }
+    }
+}
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        // Dropped while serving (the runtime shutting down): no flush may send to the socket,
+        // which closes right after this.
+        if let Phase::Serving(conn) = &self.phase {
+            conn.client.outbox().detach();
         }
     }
 }
@@ -257,6 +273,15 @@ impl Conn {
         let cfg = ctx.hub.config();
         let (io, leftover) = io::Io::of(upgraded);
         let ws = WebSocket::new(io, Role::Server, deflate, &ws_config, leftover);
+        if let io::Io::Tcp(tcp) = ws.get_ref() {
+            // The fan-out's flush may send broadcasts to this socket itself (`pool::outbox`);
+            // a connection with a deflate window of its own gets them through its task.
+            match ws.deflate() {
+                None => client.outbox().attach(tcp.as_raw_fd(), false),
+                Some(d) if d.is_shared_params() => client.outbox().attach(tcp.as_raw_fd(), true),
+                Some(_) => {}
+            }
+        }
         Self {
             ws,
             work: None,
@@ -485,6 +510,7 @@ impl Conn {
             if let Some(m) = self.ctx.hub.metrics() {
                 m.sent(FrameKind::Ping, 1, 2);
             }
+            self.client.outbox().hold();
             self.ws.queue_message(&Message::Ping(bytes::Bytes::new()));
         }
         None
@@ -544,6 +570,7 @@ impl Conn {
                 if let Some(m) = self.ctx.hub.metrics() {
                     m.sent(FrameKind::Pong, 1, 2 + p.len() as u64);
                 }
+                self.client.outbox().hold();
                 self.ws.queue_message(&Message::Pong(p));
             }
             Message::Pong(_) | Message::Frame(_) => {}
@@ -694,6 +721,10 @@ fn queue_batch(
             Item::Stream(rx) => {
                 streaming = Some(Box::new(Streaming { rx, first: true }));
                 break;
+            }
+            // The tail of a frame the fan-out's flush sent in part (and counted).
+            Item::Rest(rest) => {
+                ws.queue_wire(*rest);
             }
         }
     }
