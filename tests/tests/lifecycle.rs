@@ -100,6 +100,56 @@ async fn slow_reader_is_cut_off_and_others_get_everything() {
 }
 
 #[tokio::test]
+async fn big_broadcasts_a_reader_takes_slowly_arrive_whole_among_its_pongs_and_its_close() {
+    // The fan-out sends broadcasts to a socket itself until the socket is full; the rest of a
+    // frame it sent in part is the task's to write, before the task's own pongs and close.
+    let s = Serve::start(&[
+        "--client-rights",
+        "all",
+        "--max-message-size",
+        "200000",
+        "--max-messages-per-sec",
+        "0",
+        "--outbound-queue",
+        "256",
+    ]);
+    let mut reader = Client::json(&s.ws("id=reader&channel=feed")).await;
+    let mut publisher = Client::json(&s.ws("id=pub")).await;
+    let blob = "y".repeat(100 * 1024);
+    let n = 100; // 10 MB while the reader reads nothing: far past its socket buffers
+    for i in 0..n {
+        publisher
+            .ok(
+                "send_to_channel",
+                json!({"channel": "feed", "data": {"i": i, "blob": blob}}),
+            )
+            .await;
+    }
+    // A ping before every frame it reads: the pongs are written while the queue drains.
+    for i in 0..n {
+        reader
+            .ws
+            .send(Message::Ping(vec![i as u8].into()))
+            .await
+            .unwrap();
+        let m = reader.recv_json().await;
+        assert_eq!(m["data"]["data"]["i"], i, "a frame was lost or reordered");
+        assert_eq!(
+            m["data"]["data"]["blob"].as_str().map(str::len),
+            Some(blob.len())
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    publisher
+        .ok(
+            "close_client",
+            json!({"client_id": "reader", "code": 4002, "reason": "done"}),
+        )
+        .await;
+    assert_eq!(reader.expect_close().await, (4002, "done".to_string()));
+}
+
+#[tokio::test]
 async fn drop_policy_keeps_the_slow_reader_and_counts_drops() {
     let s = Serve::start(&[
         "--outbound-queue",

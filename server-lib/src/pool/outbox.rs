@@ -287,7 +287,7 @@ impl Outbox {
         } else if self.bound & DROP_BIT != 0 {
             Pushed::Dropped
         } else {
-            inner.frames.clear();
+            clear(&mut inner.frames);
             inner.close = Some(Box::new(Close::slow_consumer()));
             Pushed::Closed
         };
@@ -307,7 +307,7 @@ impl Outbox {
     pub(crate) fn close(&self, close: Close) {
         let mut inner = self.lock();
         if inner.close.is_none() {
-            inner.frames.clear();
+            clear(&mut inner.frames);
             inner.close = Some(Box::new(close));
         }
         wake(inner);
@@ -325,15 +325,21 @@ impl Outbox {
     }
 
     /// No more flushes to the socket: once this returns, none is under way and none will
-    /// start (call it before the socket closes).
-    pub(crate) fn detach(&self) {
-        self.lock().fd = NO_FD;
+    /// start (call it before the socket closes). Returns the tail of a frame a flush sent in
+    /// part, which the task must write before anything else (its close frame).
+    pub(crate) fn detach(&self) -> Option<Bytes> {
+        let mut inner = self.lock();
+        inner.fd = NO_FD;
+        take_rest(&mut inner.frames)
     }
 
     /// The task is about to write something of its own (a ping, a pong): broadcasts go through
-    /// it until it has written that and found the queue empty.
-    pub(crate) fn hold(&self) {
-        self.lock().flags |= BUSY;
+    /// it until it has written that and found the queue empty. Returns the tail of a frame a
+    /// flush sent in part, which the task must write first.
+    pub(crate) fn hold(&self) -> Option<Bytes> {
+        let mut inner = self.lock();
+        inner.flags |= BUSY;
+        take_rest(&mut inner.frames)
     }
 
     /// Gives back the spare buffer a burst left, when nothing is queued (called when the
@@ -387,6 +393,27 @@ impl Outbox {
         std::mem::swap(&mut inner.frames, out);
         inner.flags |= BUSY;
         Poll::Ready(Batch::Frames)
+    }
+}
+
+/// Discards the queued frames, but not the tail of a frame a flush sent in part: the socket
+/// has its head, so the tail must follow (before the close frame).
+fn clear(frames: &mut VecDeque<Item>) {
+    let rest = take_rest(frames);
+    frames.clear();
+    if let Some(rest) = rest {
+        frames.push_back(Item::Rest(Box::new(rest)));
+    }
+}
+
+/// Takes the tail of a frame a flush sent in part, if one is queued (it is always first).
+fn take_rest(frames: &mut VecDeque<Item>) -> Option<Bytes> {
+    match frames.front() {
+        Some(Item::Rest(_)) => match frames.pop_front() {
+            Some(Item::Rest(rest)) => Some(*rest),
+            _ => unreachable!("the front is a rest"),
+        },
+        _ => None,
     }
 }
 
@@ -567,14 +594,16 @@ mod tests {
                 Deferred::Pushed(Pushed::Queued)
             );
         }
+        // The task writes a ping of its own first: it gets the tail of a frame the socket
+        // took a part of, to write before the ping (the test leaves the ping out).
+        let mut rest: Vec<u8> = outbox.hold().map(|b| b.to_vec()).unwrap_or_default();
         let mut out = VecDeque::new();
         let waker = futures_util::task::noop_waker();
         let mut cx = Context::from_waker(&waker);
         assert!(outbox.poll_next(&mut cx, &mut out).is_ready());
-        let mut rest: Vec<u8> = Vec::new();
         for item in out.drain(..) {
             match item {
-                Item::Rest(b) => rest.extend_from_slice(&b),
+                Item::Rest(_) => panic!("hold() left the tail of a frame in the queue"),
                 Item::Frame(f) => rest.extend_from_slice(&f.wire(None)),
                 Item::Stream(_) => panic!("no stream was queued"),
             }
@@ -591,5 +620,21 @@ mod tests {
                 n as u32
             );
         }
+    }
+
+    #[test]
+    fn a_close_keeps_the_tail_of_a_frame_the_socket_has_the_head_of() {
+        let outbox = Outbox::new(4, SlowPolicy::Close);
+        let tail = Bytes::from_static(b"lo");
+        assert_eq!(
+            outbox.push(Item::Rest(Box::new(tail.clone()))),
+            Pushed::Queued
+        );
+        assert_eq!(outbox.push(t("next")), Pushed::Queued);
+        outbox.close(Close::new(1000, "bye"));
+        // The frames go; the tail stays, and the task takes it as the socket closes.
+        assert_eq!(outbox.detach(), Some(tail));
+        assert_eq!(outbox.detach(), None);
+        assert_eq!(outbox.hold(), None);
     }
 }

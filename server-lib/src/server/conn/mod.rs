@@ -180,12 +180,15 @@ impl std::future::Future for Task {
                 }
                 Phase::Serving(conn) => {
                     let end = std::task::ready!(conn.poll_serve(cx));
-                    let Phase::Serving(conn) = std::mem::replace(&mut this.phase, Phase::Done)
+                    let Phase::Serving(mut conn) = std::mem::replace(&mut this.phase, Phase::Done)
                     else {
                         unreachable!("serving")
                     };
-                    // The close handshake is the task's alone, and the socket closes after.
-                    conn.client.outbox().detach();
+                    // The close handshake is the task's alone, and the socket closes after;
+                    // a frame a flush sent in part is finished first.
+                    if let Some(rest) = conn.client.outbox().detach() {
+                        conn.ws.queue_wire(rest);
+                    }
                     Phase::Finishing(Box::pin(async move {
                         let Conn {
                             ws, ctx, client, ..
@@ -209,7 +212,7 @@ impl Drop for Task {
         // Dropped while serving (the runtime shutting down): no flush may send to the socket,
         // which closes right after this.
         if let Phase::Serving(conn) = &self.phase {
-            conn.client.outbox().detach();
+            let _ = conn.client.outbox().detach();
         }
     }
 }
@@ -510,10 +513,18 @@ impl Conn {
             if let Some(m) = self.ctx.hub.metrics() {
                 m.sent(FrameKind::Ping, 1, 2);
             }
-            self.client.outbox().hold();
+            self.hold();
             self.ws.queue_message(&Message::Ping(bytes::Bytes::new()));
         }
         None
+    }
+
+    /// Keeps the fan-out's flushes off the socket while the task writes a frame of its own,
+    /// after the tail of a frame a flush sent in part, if there is one.
+    fn hold(&mut self) {
+        if let Some(rest) = self.client.outbox().hold() {
+            self.ws.queue_wire(rest);
+        }
     }
 
     /// Gives back the spare buffers of the batch, the outbox and the write queue (whatever is
@@ -570,7 +581,7 @@ impl Conn {
                 if let Some(m) = self.ctx.hub.metrics() {
                     m.sent(FrameKind::Pong, 1, 2 + p.len() as u64);
                 }
-                self.client.outbox().hold();
+                self.hold();
                 self.ws.queue_message(&Message::Pong(p));
             }
             Message::Pong(_) | Message::Frame(_) => {}
