@@ -209,17 +209,13 @@ impl Outbox {
         // Each entry's bytes, borrowed from the queue: a frame's wire form is shared by every
         // recipient (compressed once for all, when it is).
         let mut lens = [0usize; MAX_IOV];
-        let mut binary = [false; MAX_IOV];
         let mut n = 0;
         let result = {
             let mut slices = [IoSlice::new(&[]); MAX_IOV];
             for item in inner.frames.iter().take(MAX_IOV) {
                 let bytes: &[u8] = match item {
                     Item::Frame(f) => match f.shared_wire(deflate) {
-                        Some(wire) => {
-                            binary[n] = matches!(f.kind(), Kind::Binary);
-                            wire
-                        }
+                        Some(wire) => wire,
                         None => break,
                     },
                     Item::Rest(rest) => rest,
@@ -242,17 +238,17 @@ impl Outbox {
                 0
             }
         };
-        for i in 0..n {
+        for &len in &lens[..n] {
             if sent == 0 {
                 break;
             }
             let Some(item) = inner.frames.pop_front() else {
                 break;
             };
-            if sent < lens[i] {
+            if sent < len {
                 // The socket took a part: the rest goes first, by the task.
                 let rest = match &item {
-                    Item::Frame(f) => Some(f.wire(deflate).slice(sent..)),
+                    Item::Frame(f) => f.shared_wire(deflate).map(|w| w.slice(sent..)),
                     Item::Rest(r) => Some(r.slice(sent..)),
                     Item::Stream(_) => None,
                 };
@@ -261,12 +257,12 @@ impl Outbox {
                 }
             }
             // A rest was counted when the frame was sent in part.
-            if matches!(item, Item::Frame(_)) {
-                let k = &mut written[binary[i] as usize];
+            if let Item::Frame(f) = &item {
+                let k = &mut written[matches!(f.kind(), Kind::Binary) as usize];
                 k.0 += 1;
-                k.1 += lens[i] as u64;
+                k.1 += len as u64;
             }
-            sent = sent.saturating_sub(lens[i]);
+            sent = sent.saturating_sub(len);
         }
         if !inner.frames.is_empty() {
             // The socket is full (or a stream is next): the task writes from here on, until

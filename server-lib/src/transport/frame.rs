@@ -129,40 +129,31 @@ impl Frame {
     /// The bytes to write for a connection with these compression settings (`None`: the
     /// connection did not negotiate compression).
     pub(crate) fn wire(&self, deflate: Option<&Deflate>) -> Bytes {
-        let Some(d) = deflate else {
-            return self.0.wire.clone();
-        };
-        if !d.worth_compressing(self.len()) {
-            return self.0.wire.clone();
-        }
-        let compress = || deflate::compress_frame(d, opcode(self.0.kind), &self.payload());
-        let shared = if d.is_shared_params() {
-            self.0.deflated.get_or_init(compress).clone()
-        } else {
+        match (self.shared_wire(deflate), deflate) {
+            (Some(wire), _) => wire.clone(),
             // A rare parameter set (a client asked for a smaller window): compressed for it alone.
-            compress()
-        };
-        shared.unwrap_or_else(|| self.0.wire.clone())
+            (None, Some(d)) => self.compress(d).unwrap_or_else(|| self.0.wire.clone()),
+            (None, None) => unreachable!("an uncompressed connection takes the shared bytes"),
+        }
     }
 
-    /// The bytes to write, borrowed, for a connection with no compression or the shared
-    /// settings (`None` for any other parameter set: that one compresses for itself, with
-    /// [`Self::wire`]).
-    pub(crate) fn shared_wire(&self, deflate: Option<&Deflate>) -> Option<&[u8]> {
+    /// The bytes to write, as every connection with no compression or with the shared
+    /// settings gets them (compressed once for all, by the first that needs it); `None` for
+    /// any other parameter set, which [`Self::wire`] compresses for itself.
+    pub(crate) fn shared_wire(&self, deflate: Option<&Deflate>) -> Option<&Bytes> {
         let Some(d) = deflate.filter(|d| d.worth_compressing(self.len())) else {
             return Some(&self.0.wire);
         };
         if !d.is_shared_params() {
             return None;
         }
-        let compress = || deflate::compress_frame(d, opcode(self.0.kind), &self.payload());
-        Some(
-            self.0
-                .deflated
-                .get_or_init(compress)
-                .as_ref()
-                .unwrap_or(&self.0.wire),
-        )
+        let deflated = self.0.deflated.get_or_init(|| self.compress(d));
+        // `None` inside: compressing did not make it smaller.
+        Some(deflated.as_ref().unwrap_or(&self.0.wire))
+    }
+
+    fn compress(&self, d: &Deflate) -> Option<Bytes> {
+        deflate::compress_frame(d, opcode(self.0.kind), &self.payload())
     }
 }
 
