@@ -9,7 +9,6 @@
 //! lost and every one received twice as duplicated; the join replies count how many reconnects
 //! recovered everything. Drops stop when publishing ends, so the drain finds everyone online.
 
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -23,7 +22,7 @@ use wsp_server::publication::{positions_of, Since};
 use super::client::{client_url, describe, open, Slot, Ws};
 use super::clock::now_ns;
 use super::plan::Plan;
-use super::stats::SeqTrack;
+use super::stats::Tracks;
 use super::thread::{Phase, Shared};
 use super::wire::{Codec, Incoming};
 
@@ -61,7 +60,7 @@ pub(super) async fn subscriber(
     slot: Slot,
     first: Ws,
 ) {
-    let mut tracks: HashMap<u32, SeqTrack> = HashMap::new();
+    let mut tracks: Tracks = Tracks::default();
     let mut seen: Option<Since> = None;
     let mut jitter =
         Jitter(0x9E37_79B9_7F4A_7C15 ^ (slot.index as u64 + 1).wrapping_mul(0x2545_F491_4F6C_DD1D));
@@ -136,7 +135,7 @@ struct Ctx<'a> {
     plan: &'a Plan,
     codec: &'a Codec,
     stats: &'a Shared,
-    tracks: &'a mut HashMap<u32, SeqTrack>,
+    tracks: &'a mut Tracks,
     seen: &'a mut Option<Since>,
     jitter: &'a mut Jitter,
     reconnecting: bool,
@@ -219,7 +218,7 @@ async fn connection(ws: Ws, c: Ctx<'_>, phase: &mut watch::Receiver<Phase>) -> E
                     continue;
                 }
                 if let Incoming::Message(h) = c.codec.recognize(&m) {
-                    let track = c.tracks.entry(h.publisher).or_default();
+                    let track = c.tracks.of(h.publisher);
                     c.stats.borrow_mut().delivery(track, h, now_ns(), wire);
                     // Positions of channel pushes only (a unicast carries its sender's).
                     let pushed = msg.to_client_id.is_empty();

@@ -2,7 +2,6 @@
 //! bench message it gets (loss, duplicates, order, latency); a sender publishes on the open-loop
 //! schedule, each message stamped with the time it was meant to leave.
 
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -13,7 +12,7 @@ use tokio_tungstenite::tungstenite::Message;
 use super::client::{Slot, Ws};
 use super::clock::now_ns;
 use super::plan::{Plan, Scenario};
-use super::stats::{self, SeqTrack};
+use super::stats::{self, Tracks};
 use super::thread::{Phase, Shared};
 use super::wire::{Codec, Header, Incoming, Protocol};
 
@@ -140,7 +139,7 @@ async fn read<S>(
     S: futures_util::Stream<Item = Result<wsp_server::ws::Incoming, wsp_server::ws::WsError>>
         + Unpin,
 {
-    let mut tracks: HashMap<u32, SeqTrack> = HashMap::new();
+    let mut tracks: Tracks = Tracks::default();
     while let Some(msg) = stream.next().await {
         let msg = match msg {
             Ok(m) => m,
@@ -166,7 +165,7 @@ async fn read<S>(
         let now = now_ns();
         match codec.recognize(&msg) {
             Incoming::Message(h) if receiver || plan.scenario == Scenario::Echo => {
-                let track = tracks.entry(h.publisher).or_default();
+                let track = tracks.of(h.publisher);
                 stats.borrow_mut().delivery(track, h, now, wire);
             }
             Incoming::Ack(h) if sender => {
@@ -174,7 +173,7 @@ async fn read<S>(
                 s.counts.acks += 1;
                 if plan.scenario == Scenario::Echo && plan.protocol == Protocol::Shootout {
                     // The shootout echo comes back as-is: it is the delivery.
-                    s.delivery(tracks.entry(h.publisher).or_default(), h, now, wire);
+                    s.delivery(tracks.of(h.publisher), h, now, wire);
                 } else if h.measured {
                     stats::record(&mut s.rtt, now.saturating_sub(h.intended_ns) / 1000);
                 }

@@ -147,7 +147,7 @@ async fn thread_run(
         rtt: stats::histogram(),
         connect: stats::histogram(),
         errors: HashMap::new(),
-        last_receipt: Instant::now(),
+        last_receipt_ns: now_ns(),
         recent: stats::histogram(),
         flushes: 0,
         timeline: Timeline::default(),
@@ -237,7 +237,7 @@ async fn thread_run(
     tokio::time::sleep(Duration::from_nanos(end_ns.saturating_sub(now_ns()))).await;
     let drain_deadline = Instant::now() + Duration::from_millis(plan.drain_ms);
     loop {
-        let quiet = stats.borrow().last_receipt.elapsed() > Duration::from_millis(300);
+        let quiet = now_ns().saturating_sub(stats.borrow().last_receipt_ns) > 300_000_000;
         if quiet || Instant::now() >= drain_deadline {
             break;
         }

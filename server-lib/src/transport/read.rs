@@ -170,7 +170,13 @@ impl Reader {
                 return Ok(None);
             }
             self.need = 2;
-            let mut payload = self.buf.split_to(total);
+            // The usual read holds exactly one frame: take the whole buffer (splitting it
+            // would allocate a shared header for the two halves, one more allocation a frame).
+            let mut payload = if self.buf.len() == total {
+                std::mem::take(&mut self.buf)
+            } else {
+                self.buf.split_to(total)
+            };
             payload.advance(head_len);
             if let Some(key) = head.mask {
                 apply_mask(&mut payload, key);
