@@ -50,8 +50,9 @@ pub struct SeqTrack {
     max: Option<u64>,
 }
 
-/// A sequence number this far past the first one not yet seen is not tracked (a header is not
-/// trusted to size a bitmap): 2^26 numbers, 8 MiB of bitmap.
+/// The bitmap spans at most this many numbers past the first one not yet seen (2^26, 8 MiB):
+/// a gap older than that is given up (a header is not trusted to size a table, and a run that
+/// lost one early message must not grow the bitmap for ever).
 const MAX_AHEAD: u64 = 1 << 26;
 
 /// What a received sequence number was.
@@ -61,24 +62,28 @@ pub enum Seen {
     InOrder,
     /// First time, but a later one came before it.
     OutOfOrder,
-    /// Seen before, or too far ahead to track.
+    /// Seen before (or given up with a gap older than the bitmap's span, or `u64::MAX`, which
+    /// no publisher reaches).
     Duplicate,
 }
 
 impl SeqTrack {
     /// Marks `seq` seen.
     pub fn see(&mut self, seq: u64) -> Seen {
-        if seq < self.next {
+        if seq < self.next || seq == u64::MAX {
             return Seen::Duplicate;
+        }
+        if seq - self.next >= MAX_AHEAD {
+            // The oldest gap is given up: every number below `seq` counts as seen from here on
+            // (its messages stay lost; a straggler from it is a duplicate).
+            self.bits.clear();
+            self.next = seq;
         }
         if seq == self.next && self.bits.is_empty() {
             // Everything below was seen and nothing above: the next one, in order.
             self.next += 1;
             self.max = Some(seq);
             return Seen::InOrder;
-        }
-        if seq - self.next >= MAX_AHEAD {
-            return Seen::Duplicate;
         }
         if self.bits.is_empty() {
             self.base = self.next & !63;
@@ -233,6 +238,12 @@ mod tests {
         assert_eq!(t.see(3), Seen::Duplicate);
         assert_eq!(t.see(0), Seen::Duplicate);
         assert_eq!(t.see(u64::MAX), Seen::Duplicate);
+        // A gap older than the bitmap's span is given up, not tracked for ever.
+        let far = 200 + MAX_AHEAD;
+        assert_eq!(t.see(far), Seen::InOrder);
+        assert!(t.bits.is_empty());
+        assert_eq!(t.see(far + 1), Seen::InOrder);
+        assert_eq!(t.see(150), Seen::Duplicate);
     }
 
     #[test]
