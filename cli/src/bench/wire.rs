@@ -243,10 +243,12 @@ impl Codec {
                 Header::get(&msg.cmd_data).map_or(Incoming::Other, Incoming::Message)
             }
             (Protocol::Shootout, Message::Text(t)) => {
+                // `type` is borrowed from the frame (no allocation per message); `Cow` still
+                // takes a value with escapes, which then cannot be one of ours.
                 #[derive(Deserialize)]
-                struct Env {
-                    #[serde(rename = "type")]
-                    kind: String,
+                struct Env<'a> {
+                    #[serde(rename = "type", borrow)]
+                    kind: std::borrow::Cow<'a, str>,
                     payload: Option<P>,
                 }
                 #[derive(Deserialize)]
@@ -268,7 +270,7 @@ impl Codec {
                     intended_ns: p.t,
                     measured: p.m != 0,
                 };
-                match env.kind.as_str() {
+                match env.kind.as_ref() {
                     "broadcast" => Incoming::Message(h),
                     "broadcastResult" | "echo" => Incoming::Ack(h),
                     _ => Incoming::Other,

@@ -7,6 +7,7 @@ use arc_swap::ArcSwap;
 
 use crate::base::auth::Grant;
 use crate::base::config::SlowPolicy;
+use crate::base::prefetch;
 use crate::base::stamp::Stamp;
 use crate::pool::outbox::{Item, Outbox, Pushed};
 use crate::pool::stream::MessageWriter;
@@ -161,18 +162,10 @@ impl ClientHandle {
     /// for memory on every member (the lock's first touch was more than half of `push`).
     #[inline]
     pub(crate) fn prefetch(&self) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            let p = Arc::as_ptr(&self.0).cast::<i8>();
-            // The state is at most two lines (it sits in jemalloc's 128-byte class).
-            // SAFETY: `prefetch` is a hint: it reads nothing into the program and never
-            // faults, whatever the address; SSE is part of every x86_64 target.
-            unsafe {
-                _mm_prefetch::<_MM_HINT_T0>(p);
-                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(64));
-            }
-        }
+        // The state is at most two lines (it sits in jemalloc's 128-byte class).
+        let p = Arc::as_ptr(&self.0).cast::<u8>();
+        prefetch::line(p);
+        prefetch::line(p.wrapping_add(64));
     }
 }
 

@@ -35,6 +35,7 @@ use std::task::{Context, Poll, Waker};
 use bytes::Bytes;
 
 use crate::base::config::SlowPolicy;
+use crate::base::prefetch;
 use crate::pool::stream::StreamRx;
 use crate::transport::close::Close;
 use crate::transport::deflate::Deflate;
@@ -68,12 +69,27 @@ pub enum Pushed {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Deferred {
     /// Queued without a wake, and the queue was clean: the caller flushes this outbox at the
-    /// end of its turn.
-    Flush,
+    /// end of its turn (and may prefetch the [`Front`] just before).
+    Flush(Front),
     /// Queued behind frames a flush is already due for: nothing more to do.
     Queued,
     /// Not deferred (the task writes): what [`Outbox::push`] made of it.
     Pushed(Pushed),
+}
+
+/// Where a queue's first entry was when a flush became due: a cache hint for the flush (the
+/// entry's slot is a second cold line after the handle's), never read through. The queue may
+/// have moved since (a later push that grew it); a prefetch of a stale address only wastes a
+/// load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Front(usize);
+
+impl Front {
+    /// Starts loading the entry's slot into cache.
+    #[inline]
+    pub(crate) fn prefetch(self) {
+        prefetch::line(self.0 as *const u8);
+    }
 }
 
 /// What a flush wrote: (frames, wire bytes) of text and of binary frames.
@@ -184,7 +200,11 @@ impl Outbox {
             return Deferred::Queued;
         }
         inner.flags |= DIRTY;
-        Deferred::Flush
+        let front = inner
+            .frames
+            .front()
+            .map_or(0, |f| f as *const Item as usize);
+        Deferred::Flush(Front(front))
     }
 
     /// Sends what the queue holds straight to the socket when the task has nothing on the way
@@ -539,12 +559,18 @@ mod tests {
         // Its writer and the queue are empty: the socket is lent to flushes.
         out.clear();
         assert!(outbox.poll_next(&mut cx, &mut out).is_pending());
-        assert_eq!(outbox.defer(&Frame::text("hi")), Deferred::Flush);
+        assert!(matches!(
+            outbox.defer(&Frame::text("hi")),
+            Deferred::Flush(_)
+        ));
         assert_eq!(outbox.defer(&Frame::binary(vec![1, 2])), Deferred::Queued);
         assert_eq!(outbox.flush(None), [(1, 4), (1, 4)]);
         assert_eq!(read_exact(&mut peer, 8), b"\x81\x02hi\x82\x02\x01\x02");
         // Flushed: the next broadcast makes the outbox dirty again.
-        assert_eq!(outbox.defer(&Frame::text("c")), Deferred::Flush);
+        assert!(matches!(
+            outbox.defer(&Frame::text("c")),
+            Deferred::Flush(_)
+        ));
         // A ping of the task's own on the way: the flush leaves the frame to the task.
         outbox.hold();
         assert_eq!(outbox.flush(None), Written::default());
@@ -575,7 +601,7 @@ mod tests {
             Frame::binary(body)
         };
         let mut i = 0u32;
-        while outbox.defer(&frame(i)) == Deferred::Flush {
+        while matches!(outbox.defer(&frame(i)), Deferred::Flush(_)) {
             // Sent (whole, or a part: the rest is counted with it), or nothing taken.
             let w = outbox.flush(None);
             assert!(w == [(0, 0), (1, 1028)] || w == Written::default(), "{w:?}");

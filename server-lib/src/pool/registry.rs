@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::pool::client::ClientHandle;
 use crate::pool::clients::Clients;
-use crate::pool::flush::Flush;
+use crate::pool::flush::{Due, Flush};
 use crate::pool::outbox::{Deferred, Pushed};
 use crate::pool::presence::{Answer, Delivery, Info, Query, Route};
 
@@ -45,12 +45,12 @@ pub struct Delivered {
 impl Delivered {
     /// Queues `delivery` for one client and counts the outcome; a client whose queue a flush
     /// is now due for joins `dirty`.
-    fn push(&mut self, h: &ClientHandle, delivery: &Delivery, dirty: &mut Vec<ClientHandle>) {
+    fn push(&mut self, h: &ClientHandle, delivery: &Delivery, dirty: &mut Vec<Due>) {
         match delivery {
             Delivery::Frame(f) => match h.outbox().defer(f) {
-                Deferred::Flush => {
+                Deferred::Flush(front) => {
                     self.queued += 1;
-                    dirty.push(h.clone());
+                    dirty.push(Due::new(h.clone(), front));
                 }
                 Deferred::Queued | Deferred::Pushed(Pushed::Queued) => self.queued += 1,
                 Deferred::Pushed(Pushed::Dropped) => {
@@ -71,12 +71,7 @@ impl Delivered {
 
     /// Queues `delivery` for every client of `handles`, prefetching [`AHEAD`] members ahead
     /// (each member's state is cold: without it, every push waits for memory).
-    fn push_all(
-        &mut self,
-        handles: &[ClientHandle],
-        delivery: &Delivery,
-        dirty: &mut Vec<ClientHandle>,
-    ) {
+    fn push_all(&mut self, handles: &[ClientHandle], delivery: &Delivery, dirty: &mut Vec<Due>) {
         for h in handles.iter().take(AHEAD) {
             h.prefetch();
         }
